@@ -1,0 +1,113 @@
+"""Python entry point: ``convert(source, options) -> Conversion``.
+
+Data flows one way: file -> frontend -> source IR -> source passes -> lowering -> circle passes
+-> writer -> bytes. torch is imported only by the TorchScript frontend (and by the .pt2 frontend
+only when it is handed an in-memory ExportedProgram).
+"""
+import os
+import zipfile
+
+from .errors import ConversionError
+
+__all__ = ["ConvertOptions", "Conversion", "convert", "ConversionError"]
+
+
+class ConvertOptions(object):
+    """Every knob of a conversion; the driver fills it from flags and cfg keys of the same name."""
+
+    FIELDS = {
+        "input_shapes": None,      # list of shapes, e.g. [[1, 3, 224, 224]]; needed only for TorchScript
+        "input_type": "float32",   # float32: keep PyTorch's float I/O (QUANTIZE inside); or uint8 / int16
+        "output_type": "float32",  # float32: DEQUANTIZE inside; or uint8 / int16
+        "io_layout": "nchw",       # nchw: PyTorch's layout at the model boundary; nhwc: channels-last I/O
+        "fc_as_conv": False,       # per-channel FULLY_CONNECTED as RESHAPE + 1x1 CONV_2D + RESHAPE (onert)
+        "strict": False,           # refuse graphs that keep some ops in float (PT2E)
+        "softmax_scale": "1/256",  # uint8 softmax output scale: 1/256 (onert, TFLite) or 1/255 (luci)
+    }
+
+    def __init__(self, **kw):
+        for k, v in self.FIELDS.items():
+            setattr(self, k, v)
+        for k, v in kw.items():
+            if k not in self.FIELDS:
+                raise ConversionError("unknown option '%s'" % k)
+            setattr(self, k, v)
+
+    def __repr__(self):
+        return "ConvertOptions(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.FIELDS)
+
+
+class Conversion(object):
+    """What a conversion produced: the circle bytes and notes for the user (and the log)."""
+
+    def __init__(self, circle, graph, notes):
+        self.circle = circle
+        self.graph = graph
+        self.notes = notes
+
+    def save(self, path):
+        from .fileutil import write_atomic
+        write_atomic(path, self.circle)
+
+
+def detect_format(path):
+    """'torchscript' or 'pt2', from the archive's content (not its extension)."""
+    if not os.path.isfile(path):
+        raise ConversionError("%s: no such file" % path)
+    if not zipfile.is_zipfile(path):
+        raise ConversionError("%s: not a TorchScript or torch.export archive (not a zip file)" % path)
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names) or \
+            any("/models/" in n and n.endswith(".json") for n in names):
+        return "pt2"
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return "torchscript"
+    if any(n.endswith("/data.pkl") for n in names):
+        raise ConversionError("%s: a pickled torch.save file (state_dict or whole model) has no graph; "
+                              "save the quantized model with torch.jit.trace + torch.jit.save, "
+                              "or quantize with PT2E and torch.export.save" % path)
+    raise ConversionError("%s: unknown archive layout" % path)
+
+
+def load_source_graph(source, options):
+    """Any accepted input -> source-stage IR graph."""
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        path = os.fspath(source)
+        fmt = detect_format(path)
+        if fmt == "pt2":
+            from .frontend import pt2
+            return pt2.load_pt2(path, options)
+        from .frontend import torchscript
+        return torchscript.load_torchscript(path, options)
+    kind = type(source).__name__
+    if kind == "ExportedProgram":
+        from .frontend import pt2
+        return pt2.load_exported_program(source, options)
+    if kind in ("ScriptModule", "RecursiveScriptModule", "TopLevelTracedModule", "TracedModule"):
+        from .frontend import torchscript
+        return torchscript.from_script_module(source, options, "<ScriptModule>")
+    raise ConversionError("cannot convert a %s: give a TorchScript file, a .pt2 file, a "
+                          "torch.jit.ScriptModule or an ExportedProgram" % kind)
+
+
+def convert(source, options=None, progress=None):
+    """Convert a quantized PyTorch model to circle bytes.
+
+    ``progress``: optional callable(str) told about each stage (the driver logs it).
+    """
+    from . import passes
+    from .circle import writer
+    from .ops import lower
+
+    options = options or ConvertOptions()
+    say = progress or (lambda msg: None)
+    say("reading %s" % (source if isinstance(source, str) else type(source).__name__))
+    graph = load_source_graph(source, options)
+    say("source graph: %d ops" % len(graph.ops))
+    passes.run_source_passes(graph, options)
+    cgraph = lower.lower_graph(graph, options)
+    passes.run_circle_passes(cgraph, options)
+    say("circle graph: %d ops" % len(cgraph.ops))
+    data = writer.write_circle(cgraph)
+    return Conversion(data, cgraph, list(cgraph.notes))

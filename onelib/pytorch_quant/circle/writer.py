@@ -1,0 +1,143 @@
+"""circle-stage IR -> circle bytes. The only module (with reader.py) that knows flatbuffers.
+
+Each circle op kind names its BuiltinOperator and, where it has one, its options table; the op's
+``attrs`` are the option fields by their object-API names (``strideW``, ``fusedActivationFunction``).
+"""
+import numpy as np
+
+from ..errors import ConversionError
+
+# circle op kind -> options table name (None: the op has no options table)
+OPTIONS = {
+    "ADD": "AddOptions",
+    "AVERAGE_POOL_2D": "Pool2DOptions",
+    "CONCATENATION": "ConcatenationOptions",
+    "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "DEQUANTIZE": None,
+    "FULLY_CONNECTED": "FullyConnectedOptions",
+    "HARD_SWISH": "HardSwishOptions",
+    "LEAKY_RELU": "LeakyReluOptions",
+    "LOGISTIC": None,
+    "MAX_POOL_2D": "Pool2DOptions",
+    "MAXIMUM": "MaximumMinimumOptions",
+    "MINIMUM": "MaximumMinimumOptions",
+    "MEAN": "ReducerOptions",
+    "MUL": "MulOptions",
+    "PAD": "PadOptions",
+    "PADV2": "PadV2Options",
+    "QUANTIZE": None,
+    "RELU": None,
+    "RELU6": None,
+    "RELU_N1_TO_1": None,
+    "RESHAPE": "ReshapeOptions",
+    "SOFTMAX": "SoftmaxOptions",
+    "SPLIT": "SplitOptions",
+    "SPLIT_V": "SplitVOptions",
+    "STRIDED_SLICE": "StridedSliceOptions",
+    "SUB": "SubOptions",
+    "TANH": None,
+    "TRANSPOSE": "TransposeOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
+    "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "ELU": None,
+    "GATHER": "GatherOptions",
+}
+
+_TTYPE = {"float32": "FLOAT32", "uint8": "UINT8", "int8": "INT8", "int16": "INT16",
+          "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
+
+
+def _schema():
+    try:
+        from circle_schema.v0_10 import circle as C
+    except ImportError:
+        raise ConversionError("the Python package circle-schema (0.10) is needed to write circle: "
+                              "pip install circle-schema==0.10.1")
+    return C
+
+
+def write_circle(graph, description="one-import-pytorch-quant"):
+    """Serialise a circle-stage graph. Tensors are written in first-use order."""
+    import flatbuffers
+    C = _schema()
+    from circle_schema.v0_10.circle.BuiltinOperator import BuiltinOperator
+    from circle_schema.v0_10.circle.BuiltinOptions import BuiltinOptions
+    from circle_schema.v0_10.circle.TensorType import TensorType
+
+    graph.uniquify_names()
+    tensors = graph.tensors()
+    index = {id(t): i for i, t in enumerate(tensors)}
+    buffers = [C.Buffer.BufferT()]  # buffer 0: the empty sentinel every reader expects
+    tensor_ts = []
+    for t in tensors:
+        tt = C.Tensor.TensorT()
+        tt.name = t.name
+        if t.shape is None:
+            raise ConversionError("tensor %s has no shape" % t.name)
+        tt.shape = [int(s) for s in t.shape]
+        tt.type = getattr(TensorType, _TTYPE[t.dtype])
+        buf = C.Buffer.BufferT()
+        if t.data is not None:
+            arr = np.ascontiguousarray(t.data, dtype=np.dtype(t.dtype).newbyteorder("<"))
+            if tuple(arr.shape) != tuple(t.shape):
+                raise ConversionError("tensor %s: data shape %s != %s" % (t.name, arr.shape, t.shape))
+            buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+        buffers.append(buf)
+        tt.buffer = len(buffers) - 1
+        if t.qparams is not None:
+            q = C.QuantizationParameters.QuantizationParametersT()
+            q.scale = [float(s) for s in t.qparams.scale]
+            q.zeroPoint = [int(z) for z in t.qparams.zero_point]
+            q.quantizedDimension = int(t.qparams.axis) if not t.qparams.per_tensor else 0
+            tt.quantization = q
+        tensor_ts.append(tt)
+
+    codes, op_ts = [], []
+    for op in graph.ops:
+        if op.kind not in OPTIONS:
+            raise ConversionError("internal: no circle writer entry for %s (%s)" % (op.kind, op.name))
+        code = getattr(BuiltinOperator, op.kind)
+        if code not in codes:
+            codes.append(code)
+        ot = C.Operator.OperatorT()
+        ot.opcodeIndex = codes.index(code)
+        ot.inputs = [index[id(t)] if t is not None else -1 for t in op.inputs]
+        ot.outputs = [index[id(t)] for t in op.outputs]
+        table = OPTIONS[op.kind]
+        if table is not None:
+            mod = getattr(C, table)
+            opt = getattr(mod, table + "T")()
+            for k, v in op.attrs.items():
+                if not hasattr(opt, k):
+                    raise ConversionError("internal: %s has no option %s" % (table, k))
+                setattr(opt, k, v)
+            ot.builtinOptionsType = getattr(BuiltinOptions, table)
+            ot.builtinOptions = opt
+        op_ts.append(ot)
+
+    sg = C.SubGraph.SubGraphT()
+    sg.tensors = tensor_ts
+    sg.inputs = [index[id(t)] for t in graph.inputs]
+    sg.outputs = [index[id(t)] for t in graph.outputs]
+    sg.operators = op_ts
+    sg.name = "main"
+
+    model = C.Model.ModelT()
+    model.version = 0
+    model.description = description
+    model.subgraphs = [sg]
+    model.buffers = buffers
+    model.operatorCodes = []
+    for code in codes:
+        oc = C.OperatorCode.OperatorCodeT()
+        oc.builtinCode = code
+        # ONE's readers take deprecated_builtin_code unless it is 127 (PLACEHOLDER_FOR_GREATER_OP_CODES);
+        # leaving it 0 makes every op read back as ADD.
+        oc.deprecatedBuiltinCode = code if code < 127 else 127
+        oc.version = 1
+        model.operatorCodes.append(oc)
+    fb = flatbuffers.Builder(1024)
+    fb.Finish(model.Pack(fb), file_identifier=b"CIR0")
+    return bytes(fb.Output())

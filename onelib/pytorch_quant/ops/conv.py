@@ -1,0 +1,150 @@
+"""conv2d (ordinary, depthwise, grouped) and linear."""
+import numpy as np
+
+from ..errors import ConversionError
+from ..ir import QParams, Tensor
+from .quant import model_weight, quantize_bias
+from .registry import lowering, shape
+
+ACT = {None: 0, "relu": 1, "relu_n1_to_1": 2, "relu6": 3}
+SAME, VALID = 0, 1
+
+
+def conv_out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@shape("conv2d")
+def conv2d_shape(op):
+    x, w = op.inputs[0], op.inputs[1]
+    a = op.attrs
+    hw = [conv_out(x.shape[2 + i], w.shape[2 + i], a["stride"][i], a["padding"][i], a["dilation"][i])
+          for i in range(2)]
+    return (x.shape[0], w.shape[0], hw[0], hw[1])
+
+
+def window_padding(ctx, x, src_name, kernel, stride, padding, dilation, fill="zero_point", extra_end=(0, 0)):
+    """Express PyTorch's symmetric padding the circle way.
+
+    SAME when TFLite's SAME gives the same windows (same output size and same leading pad), VALID
+    when there is none, otherwise an explicit PAD (quantized PAD fills with the zero point, i.e. a
+    real 0) or PADV2 with ``fill`` (max pooling pads with the lowest code) and VALID.
+    Returns (tensor to feed, padding enum).
+    """
+    n = ctx_hw(x)
+    if padding == [0, 0] and extra_end == (0, 0):
+        return x, VALID
+    same = True
+    for i in range(2):
+        eff = dilation[i] * (kernel[i] - 1) + 1
+        t_out = (n[i] + 2 * padding[i] + extra_end[i] - eff) // stride[i] + 1
+        s_out = -(-n[i] // stride[i])
+        total = max((s_out - 1) * stride[i] + eff - n[i], 0)
+        if t_out != s_out or total // 2 != padding[i]:
+            same = False
+    if same:
+        return x, SAME
+    pads = np.array([[0, 0], [padding[0], padding[0] + extra_end[0]],
+                     [padding[1], padding[1] + extra_end[1]], [0, 0]], np.int32)
+    shape = (x.shape[0], x.shape[1] + pads[1].sum(), x.shape[2] + pads[2].sum(), x.shape[3])
+    out = Tensor(src_name + "/pad", shape, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+    if fill == "zero_point":
+        ctx.emit("PAD", [x, ctx.const(src_name + "/paddings", pads)], [out], {}, src_name + "/pad")
+    else:
+        fillv = ctx.const(src_name + "/pad_value", np.array([fill], dtype=x.dtype), x.qparams)
+        ctx.emit("PADV2", [x, ctx.const(src_name + "/paddings", pads), fillv], [out], {}, src_name + "/pad")
+    return out, VALID
+
+
+def ctx_hw(x):
+    return [x.shape[1], x.shape[2]]
+
+
+@lowering("conv2d")
+def lower_conv2d(ctx, op):
+    src_x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
+    a = op.attrs
+    x = ctx.value(src_x)
+    out_src = op.outputs[0]
+    groups = a["groups"]
+    in_ch, out_ch = x.shape[3], w.shape[0]
+    if w.qparams is None:
+        raise ConversionError("%s: conv2d weight is not quantized" % op.name)
+    x, pad = window_padding(ctx, x, op.name, [w.shape[2], w.shape[3]], a["stride"], a["padding"], a["dilation"])
+    act_dtype = src_x.dtype
+    weight = model_weight(w, act_dtype, op.name + ".weight")
+    common = {"padding": pad, "strideW": a["stride"][1], "strideH": a["stride"][0],
+              "dilationWFactor": a["dilation"][1], "dilationHFactor": a["dilation"][0],
+              "fusedActivationFunction": ACT[a.get("act")]}
+    y = ctx.like(out_src)
+    if groups == 1:
+        wt = ctx.const(weight.name, weight.data.transpose(0, 2, 3, 1), weight.qparams)   # OIHW -> OHWI
+        bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, out_ch, op.name + ".bias")
+        ctx.emit("CONV_2D", [x, wt, bias], [y], common, op.name)
+    elif groups == in_ch:
+        # depthwise: torch [C*m, 1, kh, kw] -> circle [1, kh, kw, C*m], channel axis 3
+        q = weight.qparams.copy(axis=3)
+        wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), q)
+        bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, out_ch, op.name + ".bias")
+        attrs = dict(common, depthMultiplier=out_ch // in_ch)
+        ctx.emit("DEPTHWISE_CONV_2D", [x, wt, bias], [y], attrs, op.name)
+    else:
+        _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups)
+    ctx.define(out_src, y)
+
+
+def _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups):
+    """Grouped conv as SPLIT -> one CONV_2D per group -> CONCATENATION.
+
+    Every group's conv writes the conv's own output qparams, so the concatenation moves bytes only.
+    """
+    in_ch, out_ch = x.shape[3], weight.shape[0]
+    gi, go = in_ch // groups, out_ch // groups
+    parts = [Tensor("%s/group%d/in" % (op.name, g), x.shape[:3] + (gi,), x.dtype, x.qparams.copy())
+             for g in range(groups)]
+    ctx.emit("SPLIT", [ctx.const(op.name + "/split_axis", np.array(3, np.int32)), x], parts,
+             {"numSplits": groups}, op.name + "/split")
+    outs = []
+    wq = weight.qparams
+    for g in range(groups):
+        sl = slice(g * go, (g + 1) * go)
+        if wq.per_tensor:
+            q = wq.copy()
+        else:
+            q = QParams(wq.scale[sl], wq.zero_point[sl], 0)
+        wt = ctx.const("%s.weight/group%d" % (op.name, g), weight.data[sl].transpose(0, 2, 3, 1), q)
+        bg = None
+        if b is not None:
+            bg = Tensor(b.name, (go,), b.dtype, b.qparams, b.data[sl])
+        src_wq = q if not wq.per_tensor else wq
+        bias = quantize_bias(bg, src_x.qparams, src_wq, src_x.dtype, go, "%s.bias/group%d" % (op.name, g))
+        yg = Tensor("%s/group%d" % (op.name, g), y.shape[:3] + (go,), y.dtype, y.qparams.copy())
+        ctx.emit("CONV_2D", [parts[g], wt, bias], [yg], common, "%s/group%d" % (op.name, g))
+        outs.append(yg)
+    ctx.emit("CONCATENATION", outs, [y], {"axis": 3, "fusedActivationFunction": 0}, op.name)
+
+
+@shape("linear")
+def linear_shape(op):
+    x, w = op.inputs[0], op.inputs[1]
+    if x.shape[-1] != w.shape[1]:
+        raise ConversionError("linear %s: input has %d features, weight expects %d" % (op.name, x.shape[-1], w.shape[1]))
+    return tuple(x.shape[:-1]) + (w.shape[0],)
+
+
+@lowering("linear")
+def lower_linear(ctx, op):
+    src_x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
+    x = ctx.value(src_x)
+    if len(src_x.shape) == 4:
+        x = ctx.nchw(src_x)  # linear acts on PyTorch's last dim
+    out_src = op.outputs[0]
+    act_dtype = src_x.dtype
+    weight = model_weight(w, act_dtype, op.name + ".weight")
+    wt = ctx.const(weight.name, weight.data, weight.qparams.copy(axis=0))
+    bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, w.shape[0], op.name + ".bias")
+    keep = len(src_x.shape) > 2
+    y = ctx.like(out_src, shape=tuple(out_src.shape)) if len(out_src.shape) == 4 else ctx.like(out_src)
+    ctx.emit("FULLY_CONNECTED", [x, wt, bias], [y],
+             {"fusedActivationFunction": ACT[op.attrs.get("act")], "keepNumDims": keep}, op.name)
+    ctx.from_nchw(out_src, y) if len(out_src.shape) == 4 else ctx.define(out_src, y)

@@ -1,0 +1,176 @@
+"""quantize, dequantize, add, mul, add_scalar, mul_scalar, hardtanh (relu, relu6), sigmoid, hardswish."""
+import numpy as np
+
+from ..errors import ConversionError
+from ..ir import QParams
+from .conv import ACT
+from .lower import nhwc_shape
+from .quant import INT_RANGE, quantize_value
+from .registry import lowering, qparams_rule, shape
+
+
+def same_shape(op):
+    return op.inputs[0].shape
+
+
+shape("quantize", "dequantize", "hardtanh", "sigmoid", "hardswish",
+      "add_scalar", "mul_scalar")(same_shape)
+
+
+@lowering("quantize")
+def lower_quantize(ctx, op):
+    y = ctx.like(op.outputs[0])
+    ctx.emit("QUANTIZE", [ctx.value(op.inputs[0])], [y], {}, op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@lowering("dequantize")
+def lower_dequantize(ctx, op):
+    y = ctx.like(op.outputs[0], qparams=None, dtype="float32")
+    ctx.emit("DEQUANTIZE", [ctx.value(op.inputs[0])], [y], {}, op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@shape("add", "mul")
+def broadcast_shape(op):
+    a, b = op.inputs[0].shape, op.inputs[1].shape
+    return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+
+
+def _aligned(ctx, src, out_rank, name):
+    """An operand of a broadcasting op, as a circle tensor whose axes line up with the output's."""
+    t = ctx.value(src)
+    rank = len(src.shape)
+    if rank == out_rank:
+        return t
+    # PyTorch aligns trailing dims: give the operand the output's rank (leading 1s) in its layout
+    full = (1,) * (out_rank - rank) + tuple(src.shape)
+    return ctx.reshape(ctx.nchw(src), nhwc_shape(full) if out_rank == 4 else full, name + "/broadcast")
+
+
+@lowering("add", "mul")
+def lower_add_mul(ctx, op):
+    out = op.outputs[0]
+    r = len(out.shape)
+    a = _aligned(ctx, op.inputs[0], r, op.name + "/a")
+    b = _aligned(ctx, op.inputs[1], r, op.name + "/b")
+    y = ctx.like(out)
+    ctx.emit(op.kind.upper(), [a, b], [y], {"fusedActivationFunction": ACT[op.attrs.get("act")]}, op.name)
+    ctx.define(out, y)
+
+
+@qparams_rule("add_scalar")
+def add_scalar_qparams(op):
+    # PyTorch keeps the integers and moves the zero point: zp' = zp - round(c / scale)
+    q = op.inputs[0].qparams
+    zp = int(q.zero_point[0]) - int(np.round(op.attrs["scalar"] / float(q.scale[0])))
+    lo, hi = INT_RANGE[op.inputs[0].dtype]
+    if not lo <= zp <= hi:
+        raise ConversionError("%s: add_scalar moves the zero point out of range" % op.name)
+    return QParams(q.scale, zp)
+
+
+@qparams_rule("mul_scalar")
+def mul_scalar_qparams(op):
+    # PyTorch keeps the integers and scales the scale (a negative factor mirrors the codes)
+    q = op.inputs[0].qparams
+    c = op.attrs["scalar"]
+    if c == 0:
+        raise ConversionError("%s: mul_scalar by 0 is not supported" % op.name)
+    lo, hi = INT_RANGE[op.inputs[0].dtype]
+    zp = int(q.zero_point[0]) if c > 0 else lo + hi - int(q.zero_point[0])
+    return QParams(np.float32(float(q.scale[0]) * abs(c)), zp)
+
+
+def scalar_const(ctx, name, c, dtype):
+    """A one-element quantized constant that holds the real number ``c`` exactly:
+    code 1 on scale c (uint8: code 0 with zero point 1 for a negative c; int16 stays symmetric)."""
+    if dtype == "uint8":
+        code, zp = (1, 0) if c > 0 else (0, 1)
+    else:
+        code, zp = (1, 0) if c > 0 else (-1, 0)
+    return ctx.const(name, np.array([code], dtype), QParams(np.float32(abs(c)), zp))
+
+
+@lowering("add_scalar", "mul_scalar")
+def lower_scalar(ctx, op):
+    kind = "ADD" if op.kind == "add_scalar" else "MUL"
+    x = ctx.value(op.inputs[0])
+    c = op.attrs["scalar"]
+    if c == 0:  # adding 0 changes nothing; multiplying by 0 is refused by its qparams rule
+        cst = ctx.const(op.name + "/scalar", np.array([x.qparams.zero_point[0]], x.dtype), x.qparams.copy())
+    else:
+        cst = scalar_const(ctx, op.name + "/scalar", c, x.dtype)
+    y = ctx.like(op.outputs[0])
+    ctx.emit(kind, [x, cst], [y], {"fusedActivationFunction": ACT[op.attrs.get("act")]}, op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@lowering("hardtanh")
+def lower_hardtanh(ctx, op):
+    """relu / relu6 / hardtanh on a quantized tensor: a clamp on the input's own grid.
+
+    RELU, RELU6 and RELU_N1_TO_1 are emitted where they fit (a later pass fuses them into the
+    producer, which onert needs); any other range becomes MAXIMUM/MINIMUM with grid constants.
+    """
+    x = ctx.value(op.inputs[0])
+    lo, hi = op.attrs["min"], op.attrs["max"]
+    y = ctx.like(op.outputs[0])
+    named = {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
+    kind = named.get((lo, hi))
+    if kind is not None:
+        ctx.emit(kind, [x], [y], {}, op.name)
+    else:
+        def bound(v, tag):
+            if x.qparams is None:
+                return ctx.const(op.name + tag, np.array([v], np.float32))
+            return ctx.const(op.name + tag, np.array([quantize_value(v, x.qparams, x.dtype)], x.dtype),
+                             x.qparams.copy())
+        t = x
+        if lo != float("-inf"):
+            m = ctx.like(op.outputs[0], name=op.name + "/max")
+            ctx.emit("MAXIMUM", [t, bound(lo, "/min_value")], [m], {}, op.name + "/max")
+            t = m
+        if hi != float("inf"):
+            ctx.emit("MINIMUM", [t, bound(hi, "/max_value")], [y], {}, op.name)
+        else:
+            y = t
+    ctx.define(op.outputs[0], y)
+
+
+@lowering("sigmoid")
+def lower_sigmoid(ctx, op):
+    y = ctx.like(op.outputs[0])
+    ctx.emit("LOGISTIC", [ctx.value(op.inputs[0])], [y], {}, op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@lowering("hardswish")
+def lower_hardswish(ctx, op):
+    """hardswish(x) = x * relu6(x + 3) / 6, computed in float between DEQUANTIZE and QUANTIZE.
+
+    Neither onert nor TICO's reference runtime executes HARD_SWISH, and an integer composition
+    would need intermediate qparams PyTorch never chose (and lose up to 2 LSB). PyTorch itself
+    dequantizes, computes in float and requantizes, so this is the same arithmetic: within 1 LSB
+    on all 256 input codes (tests/test_unary_exhaustive.py).
+    """
+    x = ctx.value(op.inputs[0])
+    out = op.outputs[0]
+    f = x
+    if x.qparams is not None:
+        f = ctx.like(op.inputs[0], name=op.name + "/float", qparams=None, dtype="float32")
+        ctx.emit("DEQUANTIZE", [x], [f], {}, op.name + "/dequantize")
+    shape = f.shape
+    r6 = ctx.like(out, name=op.name + "/relu6", qparams=None, dtype="float32")
+    ctx.emit("ADD", [f, ctx.const(op.name + "/three", np.array([3.0], np.float32))], [r6],
+             {"fusedActivationFunction": ACT["relu6"]}, op.name + "/add3_relu6")
+    prod = ctx.like(out, name=op.name + "/x_relu6", qparams=None, dtype="float32")
+    ctx.emit("MUL", [f, r6], [prod], {"fusedActivationFunction": 0}, op.name + "/mul")
+    y = ctx.like(out)
+    yf = y if out.qparams is None else ctx.like(out, name=op.name + "/div6", qparams=None, dtype="float32")
+    ctx.emit("MUL", [prod, ctx.const(op.name + "/one_sixth", np.array([1.0 / 6.0], np.float32))], [yf],
+             {"fusedActivationFunction": 0}, op.name + "/div6")
+    if out.qparams is not None:
+        ctx.emit("QUANTIZE", [yf], [y], {}, op.name)
+    assert tuple(shape) == tuple(y.shape)
+    ctx.define(out, y)

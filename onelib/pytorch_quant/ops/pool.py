@@ -1,0 +1,152 @@
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean.
+
+Quantized pooling in PyTorch keeps the input's qparams, and TFLite/circle pooling kernels assume
+the same, so outputs share the input's qparams.
+"""
+import numpy as np
+
+from ..errors import ConversionError
+from .conv import VALID, window_padding
+from .lower import nhwc_axis
+from .quant import INT_RANGE
+from .registry import lowering, shape
+
+
+def pool_out(n, k, s, p, d, ceil_mode):
+    eff = d * (k - 1) + 1
+    if not ceil_mode:
+        return (n + 2 * p - eff) // s + 1
+    out = -(-(n + 2 * p - eff) // s) + 1
+    if (out - 1) * s >= n + p:  # PyTorch: the last window must start inside the input or left pad
+        out -= 1
+    return out
+
+
+@shape("max_pool2d", "avg_pool2d")
+def pool_shape(op):
+    x = op.inputs[0]
+    a = op.attrs
+    d = a.get("dilation", [1, 1])
+    hw = [pool_out(x.shape[2 + i], a["kernel"][i], a["stride"][i], a["padding"][i], d[i], a["ceil_mode"])
+          for i in range(2)]
+    return (x.shape[0], x.shape[1], hw[0], hw[1])
+
+
+def _extra_end(src_x, out, a, d):
+    """Padding at the end that ceil_mode adds (windows that run past the input)."""
+    extra = []
+    for i in range(2):
+        n = src_x.shape[2 + i]
+        eff = d[i] * (a["kernel"][i] - 1) + 1
+        need = (out.shape[2 + i] - 1) * a["stride"][i] + eff - (n + 2 * a["padding"][i])
+        extra.append(max(need, 0))
+    return tuple(extra)
+
+
+def _pool_attrs(a, pad):
+    return {"padding": pad, "strideW": a["stride"][1], "strideH": a["stride"][0],
+            "filterWidth": a["kernel"][1], "filterHeight": a["kernel"][0], "fusedActivationFunction": 0}
+
+
+@lowering("max_pool2d")
+def lower_max_pool2d(ctx, op):
+    a = op.attrs
+    d = a.get("dilation", [1, 1])
+    if d != [1, 1]:
+        raise ConversionError("%s: max_pool2d with dilation %s has no circle equivalent" % (op.name, d))
+    src_x = op.inputs[0]
+    x = ctx.value(src_x)
+    extra = _extra_end(src_x, op.outputs[0], a, d)
+    # padding with the lowest code acts as PyTorch's -inf padding: every window holds a real element
+    lowest = INT_RANGE[x.dtype][0] if x.dtype in INT_RANGE else np.finfo(np.float32).min
+    x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], d, fill=lowest,
+                            extra_end=extra)
+    y = ctx.like(op.outputs[0])
+    ctx.emit("MAX_POOL_2D", [x], [y], _pool_attrs(a, pad), op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@lowering("avg_pool2d")
+def lower_avg_pool2d(ctx, op):
+    a = op.attrs
+    src_x = op.inputs[0]
+    x = ctx.value(src_x)
+    if a.get("divisor_override"):
+        raise ConversionError("%s: avg_pool2d with divisor_override has no circle equivalent" % op.name)
+    extra = _extra_end(src_x, op.outputs[0], a, [1, 1])
+    if extra != (0, 0):
+        raise ConversionError("%s: avg_pool2d with ceil_mode windows past the input is not supported" % op.name)
+    if a["padding"] != [0, 0] and a["count_include_pad"]:
+        # padded zeros count in PyTorch's average: pad explicitly with the zero point (real 0)
+        x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
+                                fill="zero_point")
+        if pad != VALID:  # SAME would leave the padding out of the count
+            x, pad = _explicit_pad(ctx, x, op.name, a["padding"])
+    else:
+        x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
+                                fill="zero_point")
+        if a["padding"] != [0, 0] and pad == VALID:
+            raise ConversionError("%s: avg_pool2d(count_include_pad=False) with padding that is not "
+                                  "TFLite SAME is not supported" % op.name)
+    y = ctx.like(op.outputs[0])
+    ctx.emit("AVERAGE_POOL_2D", [x], [y], _pool_attrs(a, pad), op.name)
+    ctx.define(op.outputs[0], y)
+
+
+def _explicit_pad(ctx, x, name, padding):
+    from ..ir import Tensor
+    pads = np.array([[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]], np.int32)
+    shape = (x.shape[0], x.shape[1] + 2 * padding[0], x.shape[2] + 2 * padding[1], x.shape[3])
+    out = Tensor(name + "/pad", shape, x.dtype, x.qparams.copy())
+    ctx.emit("PAD", [x, ctx.const(name + "/paddings", pads)], [out], {}, name + "/pad")
+    return out, VALID
+
+
+@shape("adaptive_avg_pool2d")
+def adaptive_shape(op):
+    x = op.inputs[0]
+    oh, ow = [x.shape[2 + i] if v is None else v for i, v in enumerate(op.attrs["output_size"])]
+    return (x.shape[0], x.shape[1], oh, ow)
+
+
+@lowering("adaptive_avg_pool2d")
+def lower_adaptive_avg_pool2d(ctx, op):
+    src_x = op.inputs[0]
+    x = ctx.value(src_x)
+    h, w = src_x.shape[2], src_x.shape[3]
+    oh, ow = op.outputs[0].shape[2], op.outputs[0].shape[3]
+    if h % oh or w % ow:
+        raise ConversionError("%s: adaptive_avg_pool2d from %dx%d to %dx%d has uneven windows"
+                              % (op.name, h, w, oh, ow))
+    k = [h // oh, w // ow]
+    y = ctx.like(op.outputs[0])
+    ctx.emit("AVERAGE_POOL_2D", [x], [y], _pool_attrs({"kernel": k, "stride": k}, VALID), op.name)
+    ctx.define(op.outputs[0], y)
+
+
+@shape("mean")
+def mean_shape(op):
+    x = op.inputs[0]
+    dims = [d % len(x.shape) for d in op.attrs["dims"]]
+    if op.attrs["keepdim"]:
+        return tuple(1 if i in dims else s for i, s in enumerate(x.shape))
+    return tuple(s for i, s in enumerate(x.shape) if i not in dims)
+
+
+@lowering("mean")
+def lower_mean(ctx, op):
+    src_x = op.inputs[0]
+    rank = len(src_x.shape)
+    dims = sorted(d % rank for d in op.attrs["dims"])
+    out = op.outputs[0]
+    keep = op.attrs["keepdim"]
+    if rank == 4 and len(out.shape) != 4:
+        # a 4-D input reduced to another rank: reduce in PyTorch's order so the result needs no layout
+        x = ctx.nchw(src_x)
+        axes = dims
+    else:
+        x = ctx.value(src_x)
+        axes = sorted(nhwc_axis(d, rank) for d in dims)
+    y = ctx.like(out) if len(out.shape) == 4 else ctx.like(out, shape=tuple(out.shape))
+    ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [y], {"keepDims": keep}, op.name)
+    ctx.define(out, y)

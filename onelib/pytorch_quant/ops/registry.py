@@ -1,0 +1,77 @@
+"""The op table: one entry per source op (PyTorch name), each with its shape rule and lowering.
+
+Adding an op touches one place: a module under ``ops/`` that calls ``@shape("name")`` and
+``@lowering("name")``. ``grep -rn '"conv2d"' onelib/`` finds everything about conv2d.
+"""
+from ..errors import ConversionError
+
+SHAPES = {}      # source kind -> fn(op) -> output shape (tuple), given input shapes
+LOWERINGS = {}   # source kind -> fn(ctx, op): emit circle ops
+QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams follow from inputs
+
+# source kinds whose lowering also works on float tensors (kept float between DEQUANTIZE/QUANTIZE)
+FLOAT_CAPABLE = {"hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
+                 "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish"}
+
+
+def shape(*kinds):
+    def deco(fn):
+        for k in kinds:
+            SHAPES[k] = fn
+        return fn
+    return deco
+
+
+def lowering(*kinds):
+    def deco(fn):
+        for k in kinds:
+            LOWERINGS[k] = fn
+        return fn
+    return deco
+
+
+def qparams_rule(*kinds):
+    def deco(fn):
+        for k in kinds:
+            QPARAMS[k] = fn
+        return fn
+    return deco
+
+
+def _load_all():
+    # importing the op modules fills the tables
+    from . import conv, elementwise, pool, shape_ops  # noqa: F401
+
+
+def supported_kinds():
+    _load_all()
+    return sorted(LOWERINGS)
+
+
+def derive_qparams(op):
+    _load_all()
+    fn = QPARAMS.get(op.kind)
+    if fn is not None:
+        op.outputs[0].qparams = fn(op)
+
+
+def infer_shapes(graph):
+    """Fill every op output's shape from its inputs (in graph order). Unknown inputs stop early."""
+    _load_all()
+    for op in graph.ops:
+        if any(t is not None and t.shape is None for t in op.inputs):
+            return
+        if op.outputs[0].shape is not None and op.kind not in SHAPES:
+            continue
+        fn = SHAPES.get(op.kind)
+        if fn is None:
+            raise ConversionError("internal: no shape rule for %s" % op.kind)
+        try:
+            out = fn(op)
+        except ConversionError:
+            raise
+        except Exception as e:
+            raise ConversionError("%s: %s (%s): cannot infer the output shape from inputs %s: %s"
+                                  % (graph.source, op.name, op.kind,
+                                     [t.shape for t in op.inputs if t is not None], e))
+        op.outputs[0].shape = tuple(int(s) for s in out)

@@ -1,0 +1,66 @@
+"""flatten, reshape (view), cat: ops that move elements without changing them."""
+import numpy as np
+
+from ..errors import ConversionError
+from ..ir import Tensor
+from .lower import nhwc_axis, nhwc_shape
+from .registry import lowering, shape
+
+
+@shape("flatten")
+def flatten_shape(op):
+    s = list(op.inputs[0].shape)
+    r = len(s)
+    a, b = op.attrs["start"] % r, op.attrs["end"] % r
+    return tuple(s[:a] + [int(np.prod(s[a:b + 1]))] + s[b + 1:])
+
+
+@shape("reshape")
+def reshape_shape(op):
+    s = list(op.attrs["shape"])
+    total = int(np.prod(op.inputs[0].shape))
+    if s.count(-1) > 1:
+        raise ConversionError("reshape %s: more than one -1 in %s" % (op.name, s))
+    if -1 in s:
+        known = int(np.prod([v for v in s if v != -1]))
+        s[s.index(-1)] = total // known
+    if int(np.prod(s)) != total:
+        raise ConversionError("reshape %s: %s does not hold %d elements" % (op.name, s, total))
+    return tuple(s)
+
+
+@lowering("flatten", "reshape")
+def lower_reshape(ctx, op):
+    """Reshape in PyTorch's element order: a 4-D (NHWC inside) input goes back to NCHW first,
+    unless the layouts agree (H = W = 1), so ``flatten`` of an HxW map keeps PyTorch's order."""
+    src_x, out = op.inputs[0], op.outputs[0]
+    x_nchw_is_nhwc = len(src_x.shape) == 4 and src_x.shape[2] * src_x.shape[3] == 1
+    if x_nchw_is_nhwc and len(out.shape) != 4:
+        x = ctx.value(src_x)   # [N,1,1,C] holds the same order as [N,C,1,1]
+    else:
+        x = ctx.nchw(src_x)
+    y = Tensor(op.name, out.shape, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+    ctx.reshape(x, out.shape, op.name, out=y)
+    ctx.from_nchw(out, y)
+
+
+@shape("cat")
+def cat_shape(op):
+    shapes = [list(t.shape) for t in op.inputs]
+    d = op.attrs["dim"] % len(shapes[0])
+    out = list(shapes[0])
+    out[d] = sum(s[d] for s in shapes)
+    for s in shapes:
+        if len(s) != len(out) or any(s[i] != out[i] for i in range(len(s)) if i != d):
+            raise ConversionError("cat %s: input shapes %s do not fit along dim %d" % (op.name, shapes, d))
+    return tuple(out)
+
+
+@lowering("cat")
+def lower_cat(ctx, op):
+    rank = len(op.outputs[0].shape)
+    xs = [ctx.value(t) for t in op.inputs]
+    y = ctx.like(op.outputs[0])
+    ctx.emit("CONCATENATION", xs, [y],
+             {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": 0}, op.name)
+    ctx.define(op.outputs[0], y)
