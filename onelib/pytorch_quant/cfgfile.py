@@ -175,7 +175,10 @@ def normalise(raw, spec, section, path=None):
                            % (where_file, key, section, ", ".join(sorted(spec))))
         kind = spec[key]
         if kind == BOOL:
-            out[key] = parse_bool(value, key, section)
+            try:
+                out[key] = parse_bool(value, key, section)
+            except CfgError as e:
+                raise CfgError(where_file + str(e))
             continue
         if isinstance(value, str) and value.strip() == "":
             continue

@@ -120,6 +120,8 @@ class _Walker(object):
 
     def tensor(self, v, node):
         t = self.values.get(v.unique())
+        if not isinstance(t, Tensor) and self.unsupported:
+            return Tensor(v.debugName(), None, "float32")  # downstream of an unsupported op
         if not isinstance(t, Tensor):
             raise ConversionError("%s: %s (%s) reads a value that is not a quantized activation"
                                   % (self.source, node.kind(), self.path(node)))
@@ -202,8 +204,7 @@ class _Walker(object):
         fn = READERS.get(kind)
         if fn is None:
             self.unsupported.append((self.path(node), kind))
-            for o in node.outputs():
-                self.values[o.unique()] = None
+            self._placeholders(node)
             return
         try:
             fn(self, node)
@@ -211,8 +212,12 @@ class _Walker(object):
             raise
         except _Unsupported as e:
             self.unsupported.append((self.path(node), "%s: %s" % (kind, e)))
-            for o in node.outputs():
-                self.values[o.unique()] = None
+            self._placeholders(node)
+
+    def _placeholders(self, node):
+        """Outputs of an op we cannot convert: keep walking so every such op is listed at once."""
+        for o in node.outputs():
+            self.values[o.unique()] = Tensor(o.debugName(), None, "float32")
 
     # -- helpers for readers -----------------------------------------------------------------
     def emit(self, kind, node, inputs, attrs=None, qparams=None, dtype=None, suffix=""):

@@ -1,0 +1,33 @@
+"""Source ops (what frontends emit) and their lowering to circle.
+
+Source-stage vocabulary. Shapes are PyTorch's (NCHW). Every op has exactly one output unless
+noted. An activation tensor carries ``qparams`` (per-tensor) when quantized, ``None`` when the
+op runs in float. Constants (weights, bias) are ``Tensor`` with ``data``.
+
+=====================  ======================================  ==========================================
+kind                   inputs                                  attrs
+=====================  ======================================  ==========================================
+quantize               x (float32)                             output dtype/qparams = the quantizer's
+dequantize             x (quantized)                           output float32, qparams None
+conv2d                 x, weight (int8/uint8 OIHW, QParams     stride[2], padding[2], dilation[2], groups,
+                       axis 0 or per-tensor), bias (float32    act (None | "relu")
+                       [O] const, int32 const with qparams,
+                       or None)
+linear                 x, weight [O, I], bias                  act
+add, mul               a, b (broadcasting)                     act
+add_scalar, mul_scalar x                                       scalar (float), act; output qparams derived
+cat                    x0, x1, ...                             dim
+hardtanh               x                                       min, max (relu = 0, inf; relu6 = 0, 6)
+sigmoid, hardswish     x                                       -
+max_pool2d             x                                       kernel[2], stride[2], padding[2], dilation[2], ceil_mode
+avg_pool2d             x                                       kernel, stride, padding, ceil_mode,
+                                                               count_include_pad, divisor_override
+adaptive_avg_pool2d    x                                       output_size[2] (None entries keep the size)
+mean                   x                                       dims (list), keepdim
+flatten                x                                       start, end
+reshape                x                                       shape (may hold one -1)
+=====================  ======================================  ==========================================
+
+Each kind has a shape rule (``@shape``) and a lowering (``@lowering``) in one module of this
+package; ``registry.FLOAT_CAPABLE`` lists kinds whose lowering also handles float tensors.
+"""

@@ -60,6 +60,32 @@ def ctx_hw(x):
     return [x.shape[1], x.shape[2]]
 
 
+def float_weight(w):
+    """The real values of a quantized weight, for ops a partly quantized graph keeps in float."""
+    if w.qparams is None:
+        return w.data.astype(np.float32)
+    q = w.qparams
+    shape = [1] * w.data.ndim
+    shape[q.axis if not q.per_tensor else 0] = -1
+    scale = q.scale.astype(np.float32).reshape(shape)
+    zp = q.zero_point.reshape(shape)
+    return ((w.data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def float_bias(b, n_out, name):
+    if b is None:
+        return Tensor(name, (n_out,), "float32", None, np.zeros(n_out, np.float32))
+    data = float_weight(b) if b.qparams is not None else b.data.astype(np.float32)
+    return Tensor(name, data.shape, "float32", None, data)
+
+
+def _float_conv_inputs(op, w, b):
+    """Weight and bias of a conv/linear that stays float: dequantized PyTorch integers, no qparams."""
+    wf = float_weight(w)
+    return (Tensor(op.name + ".weight", wf.shape, "float32", None, wf),
+            float_bias(b, w.shape[0], op.name + ".bias"))
+
+
 @lowering("conv2d")
 def lower_conv2d(ctx, op):
     src_x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
@@ -68,29 +94,39 @@ def lower_conv2d(ctx, op):
     out_src = op.outputs[0]
     groups = a["groups"]
     in_ch, out_ch = x.shape[3], w.shape[0]
-    if w.qparams is None:
-        raise ConversionError("%s: conv2d weight is not quantized" % op.name)
     x, pad = window_padding(ctx, x, op.name, [w.shape[2], w.shape[3]], a["stride"], a["padding"], a["dilation"])
     act_dtype = src_x.dtype
-    weight = model_weight(w, act_dtype, op.name + ".weight")
+    if src_x.qparams is None:
+        weight, fbias = _float_conv_inputs(op, w, b)
+        b = fbias
+    elif w.qparams is None:
+        raise ConversionError("%s: conv2d weight is not quantized but its input is" % op.name)
+    else:
+        weight = model_weight(w, act_dtype, op.name + ".weight")
     common = {"padding": pad, "strideW": a["stride"][1], "strideH": a["stride"][0],
               "dilationWFactor": a["dilation"][1], "dilationHFactor": a["dilation"][0],
               "fusedActivationFunction": ACT[a.get("act")]}
     y = ctx.like(out_src)
     if groups == 1:
         wt = ctx.const(weight.name, weight.data.transpose(0, 2, 3, 1), weight.qparams)   # OIHW -> OHWI
-        bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, out_ch, op.name + ".bias")
+        bias = _bias(op, b, src_x, w, out_ch, op.name + ".bias")
         ctx.emit("CONV_2D", [x, wt, bias], [y], common, op.name)
     elif groups == in_ch:
         # depthwise: torch [C*m, 1, kh, kw] -> circle [1, kh, kw, C*m], channel axis 3
-        q = weight.qparams.copy(axis=3)
+        q = weight.qparams.copy(axis=3) if weight.qparams is not None else None
         wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), q)
-        bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, out_ch, op.name + ".bias")
+        bias = _bias(op, b, src_x, w, out_ch, op.name + ".bias")
         attrs = dict(common, depthMultiplier=out_ch // in_ch)
         ctx.emit("DEPTHWISE_CONV_2D", [x, wt, bias], [y], attrs, op.name)
     else:
         _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups)
     ctx.define(out_src, y)
+
+
+def _bias(op, b, src_x, w, n_out, name):
+    if src_x.qparams is None:
+        return b  # already the float bias
+    return quantize_bias(b, src_x.qparams, w.qparams, src_x.dtype, n_out, name)
 
 
 def _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups):
@@ -100,25 +136,28 @@ def _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups):
     """
     in_ch, out_ch = x.shape[3], weight.shape[0]
     gi, go = in_ch // groups, out_ch // groups
-    parts = [Tensor("%s/group%d/in" % (op.name, g), x.shape[:3] + (gi,), x.dtype, x.qparams.copy())
-             for g in range(groups)]
+    parts = [Tensor("%s/group%d/in" % (op.name, g), x.shape[:3] + (gi,), x.dtype,
+                    x.qparams.copy() if x.qparams is not None else None) for g in range(groups)]
     ctx.emit("SPLIT", [ctx.const(op.name + "/split_axis", np.array(3, np.int32)), x], parts,
              {"numSplits": groups}, op.name + "/split")
     outs = []
     wq = weight.qparams
     for g in range(groups):
         sl = slice(g * go, (g + 1) * go)
-        if wq.per_tensor:
-            q = wq.copy()
+        if wq is None or wq.per_tensor:
+            q = wq.copy() if wq is not None else None
         else:
             q = QParams(wq.scale[sl], wq.zero_point[sl], 0)
         wt = ctx.const("%s.weight/group%d" % (op.name, g), weight.data[sl].transpose(0, 2, 3, 1), q)
         bg = None
         if b is not None:
             bg = Tensor(b.name, (go,), b.dtype, b.qparams, b.data[sl])
-        src_wq = q if not wq.per_tensor else wq
-        bias = quantize_bias(bg, src_x.qparams, src_wq, src_x.dtype, go, "%s.bias/group%d" % (op.name, g))
-        yg = Tensor("%s/group%d" % (op.name, g), y.shape[:3] + (go,), y.dtype, y.qparams.copy())
+        if src_x.qparams is None:
+            bias = bg
+        else:
+            bias = quantize_bias(bg, src_x.qparams, q, src_x.dtype, go, "%s.bias/group%d" % (op.name, g))
+        yg = Tensor("%s/group%d" % (op.name, g), y.shape[:3] + (go,), y.dtype,
+                    y.qparams.copy() if y.qparams is not None else None)
         ctx.emit("CONV_2D", [parts[g], wt, bias], [yg], common, "%s/group%d" % (op.name, g))
         outs.append(yg)
     ctx.emit("CONCATENATION", outs, [y], {"axis": 3, "fusedActivationFunction": 0}, op.name)
@@ -140,9 +179,13 @@ def lower_linear(ctx, op):
         x = ctx.nchw(src_x)  # linear acts on PyTorch's last dim
     out_src = op.outputs[0]
     act_dtype = src_x.dtype
-    weight = model_weight(w, act_dtype, op.name + ".weight")
-    wt = ctx.const(weight.name, weight.data, weight.qparams.copy(axis=0))
-    bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, w.shape[0], op.name + ".bias")
+    if src_x.qparams is None:
+        weight, bias = _float_conv_inputs(op, w, b)
+        wt = ctx.const(weight.name, weight.data)
+    else:
+        weight = model_weight(w, act_dtype, op.name + ".weight")
+        wt = ctx.const(weight.name, weight.data, weight.qparams.copy(axis=0))
+        bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, w.shape[0], op.name + ".bias")
     keep = len(src_x.shape) > 2
     y = ctx.like(out_src, shape=tuple(out_src.shape)) if len(out_src.shape) == 4 else ctx.like(out_src)
     ctx.emit("FULLY_CONNECTED", [x, wt, bias], [y],

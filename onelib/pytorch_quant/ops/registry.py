@@ -10,7 +10,7 @@ LOWERINGS = {}   # source kind -> fn(ctx, op): emit circle ops
 QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams follow from inputs
 
 # source kinds whose lowering also works on float tensors (kept float between DEQUANTIZE/QUANTIZE)
-FLOAT_CAPABLE = {"hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
+FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
                  "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish"}
 
 
