@@ -164,7 +164,6 @@ _ONERT_RUN = textwrap.dedent("""
 
 
 def test_good_model_runs_on_onert(tmp_path):
-    pytest.importorskip("onert")
     buf, parts = good_model(return_parts=True)
     model = tmp_path / "good.circle"  # onert picks its loader by extension
     model.write_bytes(buf)

@@ -40,10 +40,12 @@ class ConvertOptions(object):
 class Conversion(object):
     """What a conversion produced: the circle bytes and notes for the user (and the log)."""
 
-    def __init__(self, circle, graph, notes):
+    def __init__(self, circle, graph, notes, source_graph=None, tensor_map=None):
         self.circle = circle
-        self.graph = graph
+        self.graph = graph              # circle-stage IR that was written
         self.notes = notes
+        self.source_graph = source_graph  # source-stage IR (PyTorch names and layout)
+        self.tensor_map = tensor_map or {}  # id(source tensor) -> circle tensor (NHWC when 4-D)
 
     def save(self, path):
         from .fileutil import write_atomic
@@ -106,8 +108,11 @@ def convert(source, options=None, progress=None):
     graph = load_source_graph(source, options)
     say("source graph: %d ops" % len(graph.ops))
     passes.run_source_passes(graph, options)
-    cgraph = lower.lower_graph(graph, options)
+    ctx = lower.LowerCtx(graph, options)
+    cgraph = lower.lower_graph(graph, options, ctx)
     passes.run_circle_passes(cgraph, options)
     say("circle graph: %d ops" % len(cgraph.ops))
     data = writer.write_circle(cgraph)
-    return Conversion(data, cgraph, list(cgraph.notes))
+    for note in cgraph.notes:
+        say("note: " + note)
+    return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map)

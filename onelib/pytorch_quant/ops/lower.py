@@ -88,12 +88,12 @@ class LowerCtx(object):
         self.define(src, t_nchw)
 
 
-def lower_graph(graph, options):
+def lower_graph(graph, options, ctx=None):
     registry._load_all()
     missing = [(op.name, op.kind) for op in graph.ops if op.kind not in registry.LOWERINGS]
     if missing:
         raise UnsupportedOpsError(graph.source, missing)
-    ctx = LowerCtx(graph, options)
+    ctx = ctx or LowerCtx(graph, options)
     nhwc_io = options.io_layout == "nhwc"
     for t in graph.inputs:
         if len(t.shape) == 4 and not nhwc_io:
