@@ -760,7 +760,7 @@ def onert_per_channel_fc(m):
             continue
         if inp.dtype in (UINT8, FLOAT32):
             yield issue(op, w, "FULLY_CONNECTED weights have %d scales; onert uses channel 0's scale and "
-                        "zero point for every channel (silently wrong). Use per-tensor weights for onert"
+                        "zero point for every channel (silently wrong); convert with --fc_as_conv for onert"
                         % len(w.scale))
 
 

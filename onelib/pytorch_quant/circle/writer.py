@@ -43,6 +43,8 @@ OPTIONS = {
     "RESIZE_BILINEAR": "ResizeBilinearOptions",
     "ELU": None,
     "GATHER": "GatherOptions",
+    "EXP": "ExpOptions",
+    "SLICE": "SliceOptions",
 }
 
 _TTYPE = {"float32": "FLOAT32", "uint8": "UINT8", "int8": "INT8", "int16": "INT16",

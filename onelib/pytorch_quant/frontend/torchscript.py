@@ -46,7 +46,11 @@ def from_script_module(module, options, source):
         raise ConversionError("%s: torch.jit.freeze failed (%s)" % (source, str(e).strip().splitlines()[0]))
     names = _qfunctional_names(module)
     walker = _Walker(source, options, names)
-    return walker.walk(frozen.graph)
+    graph = walker.walk(frozen.graph)
+    # kept in memory only, for the fidelity report: which TorchScript value each tensor is
+    graph.torch_module = frozen
+    graph.torch_values = walker.origin
+    return graph
 
 
 def _module_path(node):
@@ -112,7 +116,7 @@ class _Walker(object):
         self.values = {}       # torch Value.unique() -> Tensor or python constant
         self.graph = Graph(source=source)
         self.unsupported = []
-        self.counter = {}
+        self.origin = {}       # id(Tensor) -> the torch Value it stands for
 
     # -- value access ------------------------------------------------------------------------
     def const(self, v):
@@ -233,6 +237,7 @@ class _Walker(object):
         op = Op(kind, ins, [out], attrs, name=name)
         self.graph.ops.append(op)
         self.values[node.output().unique()] = out
+        self.origin[id(out)] = node.output()
         return op
 
 
@@ -482,3 +487,282 @@ def _pair(v):
         return [v, v]
     v = list(v)
     return v * 2 if len(v) == 1 else v
+
+
+# ------------------------------------------------------- readers: activations, layout, resize, pad
+def _fixed_qp(t, uint8_qp):
+    """PyTorch's fixed output qparams of sigmoid/hardsigmoid/tanh: given for quint8; a qint8 input
+    gets the same grid moved down by 128 (dtype_policy moves it back)."""
+    s, z = uint8_qp
+    return _qp(s, z - 128 if t.dtype == "int8" else z)
+
+
+@reader("aten::hardsigmoid", "aten::hardsigmoid_")
+def _hardsigmoid(w, node):
+    x = w.tensor(_inputs(node)[0], node)
+    w.emit("hardsigmoid", node, [x], qparams=_fixed_qp(x, (1.0 / 256.0, 0)))
+
+
+@reader("aten::tanh", "aten::tanh_")
+def _tanh(w, node):
+    x = w.tensor(_inputs(node)[0], node)
+    w.emit("tanh", node, [x], qparams=_fixed_qp(x, (2.0 / 256.0, 128)))
+
+
+@reader("quantized::leaky_relu")
+def _qleaky_relu(w, node):
+    x, slope, _inplace, s, z = _inputs(node)
+    w.emit("leaky_relu", node, [w.tensor(x, node)], {"negative_slope": float(w.const(slope))},
+           qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("aten::leaky_relu", "aten::leaky_relu_")
+def _leaky_relu(w, node):
+    ins = _inputs(node)
+    slope = float(w.const(ins[1])) if len(ins) > 1 else 0.01
+    w.emit("leaky_relu", node, [w.tensor(ins[0], node)], {"negative_slope": slope})
+
+
+@reader("quantized::elu")
+def _qelu(w, node):
+    x, s, z, alpha, scale, in_scale = _inputs(node)
+    w.emit("elu", node, [w.tensor(x, node)],
+           {"alpha": float(w.const(alpha)), "scale": float(w.const(scale)), "input_scale": float(w.const(in_scale))},
+           qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("quantized::softmax")
+def _qsoftmax(w, node):
+    x, dim, s, z = _inputs(node)
+    w.emit("softmax", node, [w.tensor(x, node)], {"dim": int(w.const(dim))}, qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("aten::clamp", "aten::clamp_", "aten::clamp_min", "aten::clamp_min_", "aten::clamp_max", "aten::clamp_max_")
+def _clamp(w, node):
+    """Quantized clamp keeps the input's grid: a hardtanh with open ends where a bound is None."""
+    ins = _inputs(node)
+    kind = node.kind().split("::")[1].rstrip("_")
+    lo = hi = None
+    if kind == "clamp":
+        lo, hi = w.const(ins[1]), w.const(ins[2])
+    elif kind == "clamp_min":
+        lo = w.const(ins[1])
+    else:
+        hi = w.const(ins[1])
+    for v in (lo, hi):
+        if v is not None and not isinstance(v, (int, float)):
+            raise _Unsupported("clamp bounds that are tensors")
+    w.emit("hardtanh", node, [w.tensor(ins[0], node)],
+           {"min": float("-inf") if lo is None else float(lo), "max": float("inf") if hi is None else float(hi)})
+
+
+@reader("quantized::batch_norm2d", "quantized::batch_norm2d_relu")
+def _batch_norm2d(w, node):
+    x, weight, bias, mean, var, eps, s, z = _inputs(node)
+    name = w.name_for(node)
+    xt = w.tensor(x, node)
+
+    def vec(v, what, default):
+        t = w.const(v)
+        if t is None:
+            if default is None:
+                raise _Unsupported("batch_norm2d %s is not a constant" % what)
+            return None
+        arr = t.detach().float().numpy().astype(np.float32).copy()
+        return Tensor("%s.%s" % (name, what), arr.shape, "float32", None, arr)
+
+    consts = [vec(weight, "weight", 1), vec(bias, "bias", 1), vec(mean, "running_mean", None),
+              vec(var, "running_var", None)]
+    c = consts[2].shape[0]
+    if consts[0] is None:
+        consts[0] = Tensor(name + ".weight", (c,), "float32", None, np.ones(c, np.float32))
+    if consts[1] is None:
+        consts[1] = Tensor(name + ".bias", (c,), "float32", None, np.zeros(c, np.float32))
+    w.emit("batch_norm2d", node, [xt] + consts,
+           {"eps": float(w.const(eps)), "act": "relu" if node.kind().endswith("_relu") else None},
+           qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("quantized::conv_transpose2d")
+def _conv_transpose2d(w, node):
+    import torch
+    x, packed, s, z = _inputs(node)[:4]
+    pp = w.const(packed)
+    if pp is None:
+        raise _Unsupported("packed weights are not a constant (freeze failed to fold them)")
+    qw, b = torch.ops.quantized.conv_transpose2d_unpack(pp)
+    name = w.name_for(node)
+    attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
+             "output_padding": list(pp.output_padding()), "groups": int(pp.groups()), "act": None}
+    w.emit("conv_transpose2d", node,
+           [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+           attrs, qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("quantized::conv1d", "quantized::conv1d_relu")
+def _conv1d(w, node):
+    """PyTorch packs a conv1d as a conv2d over a map of height 1: the weight unpacks as
+    [O, I/g, 1, k] and stride/padding/dilation come as [1, s], [0, p], [1, d]."""
+    import torch
+    x, packed, s, z = _inputs(node)[:4]
+    pp = w.const(packed)
+    if pp is None:
+        raise _Unsupported("packed weights are not a constant (freeze failed to fold them)")
+    qw, b = torch.ops.quantized.conv2d_unpack(pp)
+    if qw.dim() != 4 or qw.shape[2] != 1:
+        raise _Unsupported("conv1d weight of shape %s" % list(qw.shape))
+    name = w.name_for(node)
+    attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
+             "groups": int(pp.groups()), "act": "relu" if node.kind().endswith("_relu") else None}
+    w.emit("conv1d", node, [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+           attrs, qparams=_qp(w.const(s), w.const(z)))
+
+
+def _known_shape(w, t):
+    if t.shape is None:
+        registry.infer_shapes(w.graph)
+    if t.shape is None:
+        raise _Unsupported("the input shape is unknown: give --input_shapes")
+    return list(t.shape)
+
+
+@reader("aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::_upsample_nearest_exact2d")
+def _upsample(w, node):
+    """F.interpolate on a quantized tensor (the output keeps the input's grid).
+
+    ``size`` is what PyTorch computes (floor(in * scale) when only scale factors are given);
+    ``scales`` keeps the scale factors because PyTorch then maps output to input pixels with
+    1/scale rather than in/out (ops/resize.py checks that both agree)."""
+    ins = _inputs(node)
+    x = w.tensor(ins[0], node)
+    kind = node.kind()
+    mode = "bilinear" if "bilinear" in kind else ("nearest_exact" if "exact" in kind else "nearest")
+    schema = str(node.schema())
+    align = False
+    rest = ins[1:]
+    if mode == "bilinear":
+        align = bool(w.const(ins[2]))
+        rest = [ins[1]] + ins[3:]
+    size = w.const(rest[0])
+    if ".vec" in schema or "float[]? scale_factors" in schema:
+        scales = w.const(rest[1]) if len(rest) > 1 else None
+    else:   # (output_size, scales_h, scales_w)
+        sh = w.const(rest[1]) if len(rest) > 1 else None
+        sw = w.const(rest[2]) if len(rest) > 2 else None
+        scales = None if sh is None and sw is None else [sh, sw]
+    if size is None and scales is None:
+        raise _Unsupported("interpolate without a constant size or scale factor")
+    if size is not None:
+        size = [int(v) for v in size]
+    if scales is not None:
+        scales = [None if v is None else float(v) for v in scales]
+    w.emit("upsample", node, [x], {"mode": mode, "size": size, "scales": scales, "align_corners": align})
+
+
+@reader("aten::pad", "aten::constant_pad_nd")
+def _pad(w, node):
+    ins = _inputs(node)
+    pads = [int(v) for v in w.const(ins[1])]
+    if node.kind() == "aten::pad":
+        mode = w.const(ins[2])
+        if mode != "constant":
+            raise _Unsupported("%s padding (only constant padding has a quantized circle form here)" % mode)
+        value = w.const(ins[3]) if len(ins) > 3 else None
+    else:
+        value = w.const(ins[2])
+    w.emit("constant_pad", node, [w.tensor(ins[0], node)],
+           {"pad": pads, "value": 0.0 if value is None else float(value)})
+
+
+@reader("aten::permute")
+def _permute(w, node):
+    x, dims = _inputs(node)
+    w.emit("permute", node, [w.tensor(x, node)], {"dims": [int(d) for d in w.const(dims)]})
+
+
+@reader("aten::transpose", "aten::transpose_", "aten::swapaxes", "aten::swapdims")
+def _transpose(w, node):
+    x, d0, d1 = _inputs(node)
+    xt = w.tensor(x, node)
+    rank = len(_known_shape(w, xt))
+    dims = list(range(rank))
+    a, b = int(w.const(d0)) % rank, int(w.const(d1)) % rank
+    dims[a], dims[b] = dims[b], dims[a]
+    w.emit("permute", node, [xt], {"dims": dims})
+
+
+@reader("aten::squeeze", "aten::squeeze_", "aten::unsqueeze", "aten::unsqueeze_")
+def _squeeze(w, node):
+    """squeeze/unsqueeze move no element: a reshape to the shape PyTorch computes."""
+    ins = _inputs(node)
+    xt = w.tensor(ins[0], node)
+    shape = _known_shape(w, xt)
+    if "unsqueeze" in node.kind():
+        d = int(w.const(ins[1]))
+        d = d % (len(shape) + 1)
+        new = shape[:d] + [1] + shape[d:]
+    else:
+        dims = w.const(ins[1]) if len(ins) > 1 else None
+        if dims is None:
+            dims = [i for i, s in enumerate(shape) if s == 1]
+        elif isinstance(dims, int):
+            dims = [dims]
+        dims = set(int(d) % len(shape) for d in dims)
+        new = [s for i, s in enumerate(shape) if not (i in dims and s == 1)]
+    w.emit("reshape", node, [xt], {"shape": new})
+
+
+@reader("aten::chunk", "aten::unsafe_chunk", "aten::split", "aten::unsafe_split", "aten::split_with_sizes",
+        "aten::unsafe_split_with_sizes")
+def _split(w, node):
+    """chunk/split: one ``split`` op with one output per piece; the pieces are views, so they keep
+    the input's qparams."""
+    x, arg, dim = _inputs(node)[:3]
+    xt = w.tensor(x, node)
+    shape = _known_shape(w, xt)
+    d = int(w.const(dim)) % len(shape)
+    n = shape[d]
+    a = w.const(arg)
+    if "chunk" in node.kind():
+        step = -(-n // int(a))
+        sizes = [min(step, n - i) for i in range(0, n, step)]
+    elif isinstance(a, int):
+        sizes = [min(a, n - i) for i in range(0, n, a)]
+    else:
+        sizes = [int(v) for v in a]
+    if sum(sizes) != n or any(s <= 0 for s in sizes):
+        raise _Unsupported("split sizes %s do not cover %d elements" % (sizes, n))
+    name = w.name_for(node)
+    outs = [Tensor("%s:%d" % (name, i), None, xt.dtype, xt.qparams.copy() if xt.qparams is not None else None)
+            for i in range(len(sizes))]
+    w.graph.ops.append(Op("split", [xt], outs, {"dim": d, "sizes": sizes}, name=name))
+    w.values[node.output().unique()] = outs
+
+
+def _number(v):
+    """A traced size computation holds its constants as 0-d tensors (``tensor(2)``)."""
+    if hasattr(v, "dim") and hasattr(v, "item") and v.dim() == 0 and not getattr(v, "is_quantized", False):
+        return v.item()
+    return v
+
+
+@reader("aten::floor_divide", "aten::floordiv", "aten::div", "aten::mul", "aten::add", "aten::sub")
+def _int_arith(w, node):
+    """Arithmetic on sizes (``c // groups`` in a channel shuffle): traced graphs compute shapes
+    from ``aten::size``; with known input shapes these fold to numbers."""
+    ins = _inputs(node)
+    a, b = _number(w.const(ins[0])), _number(w.const(ins[1]))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        raise _Unsupported("arithmetic on tensors (only on sizes)")
+    kind = node.kind().split("::")[1]
+    if kind in ("floor_divide", "floordiv"):
+        r = a // b
+    elif kind == "div":
+        mode = w.const(ins[2]) if len(ins) > 2 else None
+        r = a / b if mode is None else (a // b if mode == "floor" else int(a / b))
+    elif kind == "mul":
+        r = a * b
+    else:
+        alpha = w.const(ins[2]) if len(ins) > 2 else 1
+        r = a + alpha * b if kind == "add" else a - alpha * b
+    w.values[node.output().unique()] = r

@@ -26,6 +26,24 @@ adaptive_avg_pool2d    x                                       output_size[2] (N
 mean                   x                                       dims (list), keepdim
 flatten                x                                       start, end
 reshape                x                                       shape (may hold one -1)
+hardsigmoid, tanh      x                                       - (output on PyTorch's fixed grid)
+leaky_relu             x                                       negative_slope
+elu                    x                                       alpha, scale, input_scale
+softmax                x                                       dim
+permute                x                                       dims (transpose/swapaxes become permute)
+split                  x -> one output per piece               dim, sizes (chunk/split/split_with_sizes)
+upsample               x                                       mode ("nearest" | "nearest_exact" |
+                                                               "bilinear"), size[2] or None, scales[2]
+                                                               or None, align_corners
+constant_pad           x                                       pad (PyTorch's flat list, last dim
+                                                               first), value (float)
+conv_transpose2d       x, weight ([I, O/g, kh, kw] as PyTorch  stride, padding, output_padding,
+                       stores it), bias                        dilation, groups, act
+conv1d                 x [N, C, L], weight [O, I/g, 1, k]      stride, padding, dilation as PyTorch
+                       (PyTorch packs conv1d as 2-D), bias     packs them ([1, s], [0, p], [1, d]),
+                                                               groups, act
+batch_norm2d           x, weight, bias, running_mean,          eps, act
+                       running_var (float32 [C] consts)
 =====================  ======================================  ==========================================
 
 Each kind has a shape rule (``@shape``) and a lowering (``@lowering``) in one module of this

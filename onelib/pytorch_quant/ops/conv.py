@@ -186,8 +186,15 @@ def lower_linear(ctx, op):
         weight = model_weight(w, act_dtype, op.name + ".weight")
         wt = ctx.const(weight.name, weight.data, weight.qparams.copy(axis=0))
         bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, w.shape[0], op.name + ".bias")
-    keep = len(src_x.shape) > 2
     y = ctx.like(out_src, shape=tuple(out_src.shape)) if len(out_src.shape) == 4 else ctx.like(out_src)
-    ctx.emit("FULLY_CONNECTED", [x, wt, bias], [y],
-             {"fusedActivationFunction": ACT[op.attrs.get("act")], "keepNumDims": keep}, op.name)
+    fc_attrs = {"fusedActivationFunction": ACT[op.attrs.get("act")], "keepNumDims": False}
+    if len(src_x.shape) > 2:
+        # a 3-D+ input: FULLY_CONNECTED on the [rows, I] view, then RESHAPE to [..., O]. Not
+        # keepNumDims: onert 0.1.0 ignores it and returns [rows, O] for a 3-D input (measured).
+        rows = int(np.prod(out_src.shape[:-1]))
+        flat = ctx.like(out_src, name=op.name + "/2d", shape=(rows, out_src.shape[-1]))
+        ctx.emit("FULLY_CONNECTED", [x, wt, bias], [flat], fc_attrs, op.name + "/2d")
+        ctx.reshape(flat, out_src.shape, op.name, out=y)
+    else:
+        ctx.emit("FULLY_CONNECTED", [x, wt, bias], [y], fc_attrs, op.name)
     ctx.from_nchw(out_src, y) if len(out_src.shape) == 4 else ctx.define(out_src, y)

@@ -140,9 +140,10 @@ def lower_hardtanh(ctx, op):
 
 @lowering("sigmoid")
 def lower_sigmoid(ctx, op):
-    y = ctx.like(op.outputs[0])
-    ctx.emit("LOGISTIC", [ctx.value(op.inputs[0])], [y], {}, op.name)
-    ctx.define(op.outputs[0], y)
+    """LOGISTIC on luci's fixed grid (1/256, 0), which is PyTorch's too; a sigmoid observed onto
+    another grid (quantized::sigmoid with its own qparams) runs in float (ops/activation.py)."""
+    from .activation import fixed_qparams_unary
+    fixed_qparams_unary(ctx, op, "LOGISTIC")
 
 
 @lowering("hardswish")

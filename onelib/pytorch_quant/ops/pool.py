@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import ConversionError
 from .conv import VALID, window_padding
 from .lower import nhwc_axis
+from .pool_window import avg_pool_by_blocks
 from .quant import INT_RANGE
 from .registry import lowering, shape
 
@@ -75,7 +76,9 @@ def lower_avg_pool2d(ctx, op):
         raise ConversionError("%s: avg_pool2d with divisor_override has no circle equivalent" % op.name)
     extra = _extra_end(src_x, op.outputs[0], a, [1, 1])
     if extra != (0, 0):
-        raise ConversionError("%s: avg_pool2d with ceil_mode windows past the input is not supported" % op.name)
+        # ceil_mode windows past the input divide by a smaller count: block by block (pool_window.py)
+        ctx.define(op.outputs[0], avg_pool_by_blocks(ctx, op, x))
+        return
     if a["padding"] != [0, 0] and a["count_include_pad"]:
         # padded zeros count in PyTorch's average: pad explicitly with the zero point (real 0)
         x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
@@ -86,8 +89,10 @@ def lower_avg_pool2d(ctx, op):
         x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
                                 fill="zero_point")
         if a["padding"] != [0, 0] and pad == VALID:
-            raise ConversionError("%s: avg_pool2d(count_include_pad=False) with padding that is not "
-                                  "TFLite SAME is not supported" % op.name)
+            # not TFLite SAME: the count changes near the border, so pool block by block on the
+            # unpadded input (the PAD window_padding just emitted is left unused and pruned)
+            ctx.define(op.outputs[0], avg_pool_by_blocks(ctx, op, ctx.value(src_x)))
+            return
     y = ctx.like(op.outputs[0])
     ctx.emit("AVERAGE_POOL_2D", [x], [y], _pool_attrs(a, pad), op.name)
     ctx.define(op.outputs[0], y)

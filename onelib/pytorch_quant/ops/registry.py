@@ -11,7 +11,9 @@ QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams
 
 # source kinds whose lowering also works on float tensors (kept float between DEQUANTIZE/QUANTIZE)
 FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
-                 "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish"}
+                 "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish",
+                 "hardsigmoid", "tanh", "leaky_relu", "elu", "softmax", "permute", "split",
+                 "upsample", "constant_pad"}
 
 
 def shape(*kinds):
@@ -41,6 +43,7 @@ def qparams_rule(*kinds):
 def _load_all():
     # importing the op modules fills the tables
     from . import conv, elementwise, pool, shape_ops  # noqa: F401
+    from . import activation, conv_extra, layout, pad, resize  # noqa: F401
 
 
 def supported_kinds():
@@ -74,4 +77,8 @@ def infer_shapes(graph):
             raise ConversionError("%s: %s (%s): cannot infer the output shape from inputs %s: %s"
                                   % (graph.source, op.name, op.kind,
                                      [t.shape for t in op.inputs if t is not None], e))
-        op.outputs[0].shape = tuple(int(s) for s in out)
+        if out and isinstance(out[0], (tuple, list)):   # multi-output ops (split) give one shape each
+            for t, s in zip(op.outputs, out):
+                t.shape = tuple(int(v) for v in s)
+        else:
+            op.outputs[0].shape = tuple(int(s) for s in out)

@@ -1,13 +1,15 @@
 """Small named passes. Each takes a graph (and the options) and edits it in place.
 
 Source stage (PyTorch names, NCHW): ``dtype_policy``, ``io_types``.
-Circle stage (circle names, NHWC): ``fuse_activation``, ``cancel_transposes``, ``fc_as_conv``.
+Circle stage (circle names, NHWC): ``fuse_activation``, ``relu_as_min_max``, ``cancel_transposes``,
+``fc_as_conv``.
 """
 from .circle_passes import cancel_transposes, fc_as_conv, fuse_activation
+from .legalize import relu_as_min_max
 from .source_passes import check_quantized, dtype_policy, io_types
 
 SOURCE_PASSES = (dtype_policy, io_types, check_quantized)
-CIRCLE_PASSES = (fuse_activation, cancel_transposes, fc_as_conv)
+CIRCLE_PASSES = (fuse_activation, relu_as_min_max, cancel_transposes, fc_as_conv)
 
 
 def run_source_passes(graph, options):

@@ -1,0 +1,146 @@
+"""conv_transpose2d, conv1d and a standalone batch_norm2d.
+
+conv1d and batch_norm2d are expressed with the conv2d lowering (ops/conv.py), so they get the
+same weight and bias rules (uint8 weights by the exact +128 shift, bias scale in*w in float32).
+"""
+import numpy as np
+
+from ..errors import ConversionError
+from ..ir import Op, QParams, Tensor
+from .conv import ACT, VALID, conv_out, lower_conv2d
+from .quant import INT_RANGE, model_weight, quantize_bias
+from .registry import lowering, shape
+
+
+# ------------------------------------------------------------------------------- conv1d
+@shape("conv1d")
+def conv1d_shape(op):
+    x, w = op.inputs[0], op.inputs[1]
+    a = op.attrs
+    if len(x.shape) != 3:
+        raise ConversionError("conv1d %s: input of rank %d (expected [N, C, L])" % (op.name, len(x.shape)))
+    n_out = conv_out(x.shape[2], w.shape[3], a["stride"][1], a["padding"][1], a["dilation"][1])
+    return (x.shape[0], w.shape[0], n_out)
+
+
+@lowering("conv1d")
+def lower_conv1d(ctx, op):
+    """conv1d as a conv2d over a map of height 1, which is how PyTorch packs it: [N, C, L] ->
+    TRANSPOSE [N, L, C] -> RESHAPE [N, 1, L, C] (NHWC) -> CONV_2D -> RESHAPE/TRANSPOSE back."""
+    src, w, b = op.inputs
+    out = op.outputs[0]
+    n, c, length = src.shape
+    x = ctx.value(src)
+    x_nlc = ctx.transpose(x, (0, 2, 1), op.name + "/nlc")
+    x4 = ctx.reshape(x_nlc, (n, 1, length, c), op.name + "/as_2d")
+    src4 = Tensor(src.name + "/2d", (n, c, 1, length), src.dtype, src.qparams)
+    ctx.define(src4, x4)
+    o, lout = out.shape[1], out.shape[2]
+    out4 = Tensor(op.name + "/2d", (n, o, 1, lout), out.dtype, out.qparams.copy() if out.qparams is not None else None)
+    lower_conv2d(ctx, Op("conv2d", [src4, w, b], [out4], dict(op.attrs), op.name))
+    y4 = ctx.value(out4)     # NHWC [N, 1, Lout, O]
+    y_nlc = ctx.reshape(y4, (n, lout, o), op.name + "/nlc_out")
+    ctx.define(out, ctx.transpose(y_nlc, (0, 2, 1), op.name))
+
+
+# ------------------------------------------------------------------------------- conv_transpose2d
+@shape("conv_transpose2d")
+def conv_transpose2d_shape(op):
+    x, w = op.inputs[0], op.inputs[1]
+    a = op.attrs
+    hw = [(x.shape[2 + i] - 1) * a["stride"][i] - 2 * a["padding"][i] + a["dilation"][i] * (w.shape[2 + i] - 1)
+          + a["output_padding"][i] + 1 for i in range(2)]
+    return (x.shape[0], w.shape[1] * a["groups"], hw[0], hw[1])
+
+
+@lowering("conv_transpose2d")
+def lower_conv_transpose2d(ctx, op):
+    """TRANSPOSE_CONV with VALID padding gives the full output ((in - 1) * stride + k); PyTorch's
+    output is the window [padding, padding + out) of it, taken with SLICE (which keeps the grid).
+
+    The weight [I, O, kh, kw] becomes circle's [O, kh, kw, I]; per-channel weights (on PyTorch's
+    output-channel axis 1) keep one scale per output channel, on circle axis 0. The bias is the
+    op's 4th input, int32 on scale in * w, as luci requires for TransposeConv.
+    """
+    src, w, b = op.inputs
+    a = op.attrs
+    out = op.outputs[0]
+    if a["groups"] != 1:
+        raise ConversionError("%s: conv_transpose2d with groups=%d is not supported" % (op.name, a["groups"]))
+    if a["dilation"] != [1, 1]:
+        raise ConversionError("%s: conv_transpose2d with dilation %s has no circle TRANSPOSE_CONV form"
+                              % (op.name, a["dilation"]))
+    for i in range(2):
+        if a["output_padding"][i] > a["padding"][i]:
+            raise ConversionError("%s: conv_transpose2d with output_padding %s larger than padding %s is not "
+                                  "supported" % (op.name, a["output_padding"], a["padding"]))
+    x = ctx.value(src)
+    if src.qparams is None or w.qparams is None:
+        raise ConversionError("%s: conv_transpose2d needs quantized input and weight" % op.name)
+    wq = w.qparams
+    if not wq.per_tensor and wq.axis != 1:
+        raise ConversionError("%s: conv_transpose2d weight quantized per channel on axis %d (circle needs the "
+                              "output-channel axis)" % (op.name, wq.axis))
+    weight = model_weight(w, src.dtype, op.name + ".weight")
+    q = weight.qparams.copy(axis=0)
+    wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), q)
+    n_out = w.shape[1]
+    bias = quantize_bias(b, src.qparams, QParams(wq.scale, wq.zero_point, 0), src.dtype, n_out, op.name + ".bias")
+    n, h, wd, _ = x.shape
+    k = [w.shape[2], w.shape[3]]
+    full = [(h - 1) * a["stride"][0] + k[0], (wd - 1) * a["stride"][1] + k[1]]
+    final_hw = [out.shape[2], out.shape[3]]
+    crop = full != final_hw
+    y = ctx.like(out)
+    yt = y if not crop else ctx.like(out, name=op.name + "/full", shape=(n, full[0], full[1], n_out))
+    out_shape = ctx.const(op.name + "/output_shape", np.array([n, full[0], full[1], n_out], np.int32))
+    ctx.emit("TRANSPOSE_CONV", [out_shape, wt, x, bias], [yt],
+             {"padding": VALID, "strideW": a["stride"][1], "strideH": a["stride"][0],
+              "fusedActivationFunction": ACT[a.get("act")]}, op.name if not crop else op.name + "/full")
+    if crop:
+        begin = ctx.const(op.name + "/begin", np.array([0, a["padding"][0], a["padding"][1], 0], np.int32))
+        size = ctx.const(op.name + "/size", np.array([n, final_hw[0], final_hw[1], n_out], np.int32))
+        ctx.emit("SLICE", [yt, begin, size], [y], {}, op.name)
+    ctx.define(out, y)
+
+
+# ------------------------------------------------------------------------------- batch_norm2d
+@shape("batch_norm2d")
+def batch_norm2d_shape(op):
+    return op.inputs[0].shape
+
+
+@lowering("batch_norm2d")
+def lower_batch_norm2d(ctx, op):
+    """A standalone quantized BatchNorm2d as a 1x1 DEPTHWISE_CONV_2D that computes it exactly.
+
+    PyTorch computes, in float32, alpha[c] = weight[c] / sqrt(var[c] + eps) and
+    beta[c] = bias[c] - mean[c] * alpha[c], then y = round((s_in * (x - zp_in) * alpha + beta) / s_out)
+    + zp_out. A depthwise conv with weight code +-127 on scale |alpha[c]| / 127 (so the real weight
+    is alpha[c] to float32 precision) and bias beta[c] on scale s_in * |alpha[c]| / 127 computes the
+    same expression; the only extra error is the int32 rounding of the bias, at most
+    0.5 * (s_in * |alpha| / s_out) / 127 of an output step. The result is within 1 LSB of PyTorch
+    (rounding ties) and runs on onert's per-channel uint8 depthwise kernel.
+    """
+    src = op.inputs[0]
+    weight, bias, mean, var = [t.data.astype(np.float32) for t in op.inputs[1:5]]
+    eps = np.float32(op.attrs["eps"])
+    if src.qparams is None:
+        raise ConversionError("%s: batch_norm2d on a float tensor is not supported" % op.name)
+    c = src.shape[1]
+    inv_sigma = (np.float32(1.0) / np.sqrt(var + eps)).astype(np.float32)
+    alpha = (weight * inv_sigma).astype(np.float32)
+    beta = (bias - mean * alpha).astype(np.float32)
+    mag = np.abs(alpha)
+    scale = np.where(mag > 0, mag / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    codes = np.where(alpha > 0, 127, np.where(alpha < 0, -127, 0)).astype(np.int8)
+    wq = QParams(scale, np.zeros(c, np.int64), 0)
+    w = Tensor(op.name + ".weight", (c, 1, 1, 1), "int8", wq, codes.reshape(c, 1, 1, 1))
+    b = Tensor(op.name + ".bias", (c,), "float32", None, beta)
+    bias_step = np.float64(np.float32(src.qparams.scale[0])) * scale.astype(np.float64)
+    hi = INT_RANGE["int32"][1]
+    if np.any(np.abs(np.round(beta.astype(np.float64) / bias_step)) > hi):
+        raise ConversionError("%s: batch_norm2d bias does not fit an int32 on scale s_in * |gamma / sigma| / 127 "
+                              "(a channel with a near-zero gamma and a large beta)" % op.name)
+    attrs = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": c, "act": op.attrs.get("act")}
+    lower_conv2d(ctx, Op("conv2d", [src, w, b], list(op.outputs), attrs, op.name))
