@@ -195,3 +195,41 @@ def test_print_results_table():
     """Not a check: prints the LSB table gathered above (pytest -s shows it) for the README."""
     for key in sorted(RESULTS):
         print("LSB", " ".join(key), RESULTS[key])
+
+
+@pytest.mark.parametrize("name", ["conv_relu_conv_conv", "inverted_residual", "classifier"])
+def test_scripted_archive_is_frozen_and_walked(name, tmp_path):
+    """torch.jit.script keeps the quantized modules' input-rank checks as `if`s; with the input
+    shape known they fold, and the circle matches PyTorch like the traced one."""
+    import torch
+    factory, shape = qmodels.MODELS[name]
+    q = qmodels.quantize_eager(factory(), "x86", shape)
+    path = os.path.join(str(tmp_path), name + "_scripted.pt")
+    with qmodels.engine_ctx("x86"):
+        torch.jit.save(torch.jit.script(q), path)
+    x = qmodels.grid_input(q, shape, qmax=127)
+    ref = qmodels.reference(q, x, "x86")
+    got, _, _ = run_both(path, shape, x, ref, tmp_path, (name, "scripted", "x86"))
+    assert got["tico"] <= BLOCK_LSB and got["onert"] <= ONERT_BLOCK_LSB, got
+
+
+def test_data_dependent_control_flow_is_refused(tmp_path):
+    import torch
+
+    class Branchy(qmodels.QModel):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 4, 1)
+            self.b = torch.nn.Conv2d(3, 4, 1)
+
+        def body(self, x):
+            if bool(x.dequantize().mean() > 0.0):
+                return self.a(x)
+            return self.b(x)
+
+    q = qmodels.quantize_eager(Branchy(), "x86", (1, 3, 4, 4))
+    path = os.path.join(str(tmp_path), "branchy.pt")
+    torch.jit.save(torch.jit.script(q), path)
+    with pytest.raises(ConversionError) as e:
+        api.convert(path, api.ConvertOptions(input_shapes=[[1, 3, 4, 4]]))
+    assert "prim::If" in str(e.value) and "trace the model" in str(e.value)

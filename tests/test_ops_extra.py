@@ -16,10 +16,7 @@ All models are built, converted and run once per module (one onert subprocess fo
 each test then only compares.
 """
 import copy
-import json
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -32,8 +29,8 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized import FloatFunctional
 
 import qmodels as Q
-from oracles import OracleError, run_onert, run_tico
-from onelib.pytorch_quant import api
+from oracles import OracleError, run_tico
+from onelib.pytorch_quant import api, runtimes
 from onelib.pytorch_quant.errors import ConversionError
 from onelib.pytorch_quant.verify import errors, verify_circle
 
@@ -302,59 +299,6 @@ def _reference_codes(case, q, path, x, engine):
     return (np.rint(out.astype(np.float64) / s) + zp).astype(np.int64), ref.qparams
 
 
-_BATCH_CHILD = r"""
-import json, sys, traceback
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-import onert_runner
-jobs = json.load(open(sys.argv[2]))
-for i, (model, inp, out) in enumerate(jobs):
-    sys.stderr.write("\n@@job %d@@\n" % i); sys.stderr.flush()
-    try:
-        with np.load(inp) as z:
-            ins = [z["i%d" % k] for k in range(len(z.files))]
-        outs = onert_runner.run(model, ins, "cpu")
-        np.savez(out, **{"o%d" % k: o for k, o in enumerate(outs)})
-    except Exception:
-        traceback.print_exc()
-    sys.stderr.flush()
-"""
-
-
-def run_onert_batch(jobs, tmp):
-    """Run many (circle path, [inputs]) on onert in one subprocess; returns one entry per job:
-    the output arrays, or an OracleError with that model's part of onert's stderr. A crash of
-    the child (onert can segfault) sends the remaining jobs to oracles.run_onert one by one."""
-    spec = []
-    for i, (path, inputs) in enumerate(jobs):
-        inp = os.path.join(tmp, "job%d_in.npz" % i)
-        np.savez(inp, **{"i%d" % k: a for k, a in enumerate(inputs)})
-        spec.append((path, inp, os.path.join(tmp, "job%d_out.npz" % i)))
-    with open(os.path.join(tmp, "jobs.json"), "w") as f:
-        json.dump(spec, f)
-    here = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _BATCH_CHILD, here,
-                           os.path.join(tmp, "jobs.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=600)
-    parts = {}
-    for chunk in proc.stderr.decode("utf-8", "replace").split("\n@@job ")[1:]:
-        head, _, body = chunk.partition("@@\n")
-        parts[int(head)] = body
-    results = []
-    for i, (path, inp, out) in enumerate(spec):
-        if os.path.exists(out):
-            with np.load(out) as z:
-                results.append([z["o%d" % k] for k in range(len(z.files))])
-        elif i in parts and (i + 1 in parts or proc.returncode == 0):
-            results.append(OracleError("onert failed on %s:\n%s" % (path, parts[i].strip())))
-        else:   # the child died on this job or before it
-            try:
-                results.append(run_onert(path, jobs[i][1]))
-            except OracleError as e:
-                results.append(e)
-    return results
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """(case, engine) -> dict(ops, onert, tico, ref, qparams) or dict(error=exception)."""
@@ -396,7 +340,8 @@ def runs(tmp_path_factory):
                 job_keys.append(key)
             except Exception as e:  # reported by the case's own test
                 res[key] = {"error": e}
-    for key, out in zip(job_keys, run_onert_batch(jobs, tmp)):
+    # one onert child process for all models; a model that kills it fails alone
+    for key, out in zip(job_keys, runtimes.run_onert_many(jobs, timeout=600)):
         res[key]["onert"] = out if isinstance(out, Exception) else out[0]
     return res
 

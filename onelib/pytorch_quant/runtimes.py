@@ -50,15 +50,17 @@ def run_onert_many(jobs, backends="cpu", timeout=300):
     import numpy as np
 
     results = [None] * len(jobs)
+    where = [_where(circle) for circle, _ in jobs]
     with tempfile.TemporaryDirectory(prefix="onert_run_") as tmp:
         for i, (circle, inputs) in enumerate(jobs):
-            model = os.path.join(tmp, "m%d.circle" % i)   # onert picks its loader by the extension
+            # always a copy named .circle: onert picks its loader by the extension
+            model = os.path.join(tmp, "m%d.circle" % i)
             if isinstance(circle, (bytes, bytearray, memoryview)):
                 with open(model, "wb") as f:
                     f.write(bytes(circle))
             else:
                 shutil.copyfile(os.fspath(circle), model)
-            arrays = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+            arrays = _input_list(inputs)
             np.savez(os.path.join(tmp, "i%d.npz" % i), **{"i%d" % k: np.asarray(a) for k, a in enumerate(arrays)})
         todo = list(range(len(jobs)))
         while todo:
@@ -75,19 +77,30 @@ def run_onert_many(jobs, backends="cpu", timeout=300):
                     with open(err) as f:
                         why = f.read().strip()
                     text = (per_job.get(i, "").strip() + "\n" + why).strip()
-                    results[i] = RuntimeFailure("onert failed (backends=%r): %s" % (backends, text[-_STDERR_TAIL:]))
+                    results[i] = RuntimeFailure("onert failed%s (backends=%r): %s"
+                                                % (where[i], backends, text[-_STDERR_TAIL:]))
                 elif crashed is None:
                     crashed = i
-                    results[i] = RuntimeFailure("onert died (%s, backends=%r):\n%s" % (
-                        _describe_returncode(rc), backends,
+                    results[i] = RuntimeFailure("onert died%s (%s, backends=%r):\n%s" % (
+                        where[i], _describe_returncode(rc), backends,
                         (per_job.get(i) or stderr)[-_STDERR_TAIL:].strip() or "<no stderr>"))
             todo = [i for i in todo if results[i] is None]
             if crashed is None and todo:   # nothing ran at all: the child itself is broken
                 for i in todo:
-                    results[i] = RuntimeFailure("onert child failed (%s):\n%s"
-                                                % (_describe_returncode(rc), stderr[-_STDERR_TAIL:].strip()))
+                    results[i] = RuntimeFailure("onert child failed%s (%s):\n%s"
+                                                % (where[i], _describe_returncode(rc), stderr[-_STDERR_TAIL:].strip()))
                 todo = []
     return results
+
+
+def _where(circle):
+    """" on PATH" for a model given as a file, so errors name it; "" for bytes."""
+    return "" if isinstance(circle, (bytes, bytearray, memoryview)) else " on %s" % os.fspath(circle)
+
+
+def _input_list(inputs):
+    import numpy as np
+    return [inputs] if isinstance(inputs, np.ndarray) else [np.asarray(a) for a in inputs]
 
 
 def _spawn(tmp, indices, backends, timeout):
@@ -223,7 +236,7 @@ def run_tico(circle, inputs):
     else:
         with open(os.fspath(circle), "rb") as f:
             data = f.read()
-    arrays = [inputs] if isinstance(inputs, np.ndarray) else [np.asarray(a) for a in inputs]
+    arrays = _input_list(inputs)
     try:
         rt = CircleReferenceRuntime(data)
         tensors = rt.input_tensors
@@ -245,4 +258,4 @@ def run_tico(circle, inputs):
     except RuntimeFailure:
         raise
     except Exception as e:  # tico raises many types (its own errors, flatbuffer errors ...)
-        raise RuntimeFailure("TICO reference runtime failed: %s: %s" % (type(e).__name__, e))
+        raise RuntimeFailure("TICO reference runtime failed%s: %s: %s" % (_where(circle), type(e).__name__, e))

@@ -202,8 +202,12 @@ class _Walker(object):
         kind = node.kind()
         if kind == "prim::Constant":
             return
+        if kind == "prim::If" and self._static_if(node):
+            return
         if kind in ("prim::If", "prim::Loop"):
-            self.unsupported.append((self.path(node), kind + " (control flow; trace the model instead of scripting it)"))
+            self.unsupported.append((self.path(node), kind + " (control flow that depends on the data; "
+                                                             "trace the model instead of scripting it)"))
+            self._placeholders(node)
             return
         fn = READERS.get(kind)
         if fn is None:
@@ -217,6 +221,29 @@ class _Walker(object):
         except _Unsupported as e:
             self.unsupported.append((self.path(node), "%s: %s" % (kind, e)))
             self._placeholders(node)
+        except Exception as e:  # a known op used in a form its reader does not expect
+            self.unsupported.append((self.path(node), "%s in an unexpected form (%s: %s)"
+                                     % (kind, type(e).__name__, e)))
+            self._placeholders(node)
+
+    def _static_if(self, node):
+        """A scripted ``if`` whose condition is known once shapes are (the input-rank checks in
+        quantized modules' forward): walk the branch taken, as tracing would have recorded it."""
+        cond = node.input()
+        value = cond.toIValue() if cond.node().kind() == "prim::Constant" else self.values.get(cond.unique())
+        if not isinstance(value, bool):
+            return False
+        block = list(node.blocks())[0 if value else 1]
+        for inner in block.nodes():
+            if inner.kind() == "prim::RaiseException":
+                raise ConversionError("%s: %s: the model raises for these input shapes (%s)"
+                                      % (self.source, self.path(node) or "<top>",
+                                         node.sourceRange().strip().splitlines()[0] if node.sourceRange() else "prim::If"))
+            self.visit(inner)
+        for out, ret in zip(node.outputs(), block.returnNode().inputs()):
+            self.values[out.unique()] = ret.toIValue() if ret.node().kind() == "prim::Constant" \
+                else self.values.get(ret.unique())
+        return True
 
     def _placeholders(self, node):
         """Outputs of an op we cannot convert: keep walking so every such op is listed at once."""
@@ -456,9 +483,16 @@ def _adaptive_avg_pool2d(w, node):
 @reader("aten::mean")
 def _mean(w, node):
     ins = _inputs(node)
-    dims = w.const(ins[1])
-    keep = bool(w.const(ins[2])) if len(ins) > 2 else False
-    w.emit("mean", node, [w.tensor(ins[0], node)], {"dims": list(dims), "keepdim": keep})
+    x = w.tensor(ins[0], node)
+    dims = w.const(ins[1]) if len(ins) > 1 else None
+    if not isinstance(dims, (list, tuple)):   # mean over every dim
+        if x.shape is None:
+            registry.infer_shapes(w.graph)
+        if x.shape is None:
+            raise _Unsupported("mean over all dims of a tensor whose rank is unknown")
+        dims = list(range(len(x.shape)))
+    keep = bool(w.const(ins[2])) if len(ins) > 2 and isinstance(w.const(ins[2]), bool) else False
+    w.emit("mean", node, [x], {"dims": list(dims), "keepdim": keep})
 
 
 @reader("aten::flatten")
@@ -746,6 +780,41 @@ def _number(v):
     return v
 
 
+_COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
+            "gt": lambda a, b: a > b, "le": lambda a, b: a <= b, "ge": lambda a, b: a >= b}
+
+
+@reader("aten::eq", "aten::ne", "aten::lt", "aten::gt", "aten::le", "aten::ge")
+def _compare(w, node):
+    """Comparisons of sizes and constants (scripted modules check the input rank)."""
+    ins = _inputs(node)
+    a, b = w.const(ins[0]), w.const(ins[1])
+    if isinstance(a, Tensor) or isinstance(b, Tensor) or a is None or b is None:
+        raise _Unsupported("comparison of tensors (only of sizes and constants)")
+    w.values[node.output().unique()] = bool(_COMPARE[node.kind().split("::")[1]](a, b))
+
+
+@reader("aten::len", "aten::dim")
+def _len(w, node):
+    v = w.const(node.input()) if node.kind() == "aten::len" else None
+    if node.kind() == "aten::dim":
+        t = w.tensor(node.input(), node)
+        if t.shape is None:
+            registry.infer_shapes(w.graph)
+        v = list(t.shape) if t.shape is not None else None
+    if not isinstance(v, (list, tuple, str)):
+        raise _Unsupported("length of a value that is not known before running")
+    w.values[node.output().unique()] = len(v)
+
+
+@reader("aten::__not__")
+def _not(w, node):
+    v = w.const(node.input())
+    if not isinstance(v, bool):
+        raise _Unsupported("'not' of a value that is not known before running")
+    w.values[node.output().unique()] = not v
+
+
 @reader("aten::floor_divide", "aten::floordiv", "aten::div", "aten::mul", "aten::add", "aten::sub")
 def _int_arith(w, node):
     """Arithmetic on sizes (``c // groups`` in a channel shuffle): traced graphs compute shapes
@@ -766,3 +835,11 @@ def _int_arith(w, node):
         alpha = w.const(ins[2]) if len(ins) > 2 else 1
         r = a + alpha * b if kind == "add" else a - alpha * b
     w.values[node.output().unique()] = r
+
+
+@reader("quantized::linear_dynamic", "quantized::linear_relu_dynamic", "quantized::linear_dynamic_fp16",
+        "aten::quantized_lstm", "aten::quantized_gru")
+def _dynamic(w, node):
+    raise _Unsupported("dynamic quantization: activations are quantized at run time and carry no "
+                       "qparams, so there is no integer model to write; quantize statically "
+                       "(eager/FX PTQ or QAT, or PT2E)")

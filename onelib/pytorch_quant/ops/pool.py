@@ -145,11 +145,15 @@ def lower_mean(ctx, op):
     dims = sorted(d % rank for d in op.attrs["dims"])
     out = op.outputs[0]
     keep = op.attrs["keepdim"]
-    if rank == 4 and len(out.shape) != 4:
-        # a 4-D input reduced to another rank: reduce in PyTorch's order so the result needs no layout
+    kept = [d for d in range(rank) if d not in dims]
+    if rank == 4 and len(out.shape) != 4 and kept != sorted(kept, key=lambda d: nhwc_axis(d, 4)):
+        # a 4-D input reduced to another rank whose kept dims come out of NHWC in another order
+        # (e.g. N, C, H kept): reduce in PyTorch's order so the result needs no layout
         x = ctx.nchw(src_x)
         axes = dims
     else:
+        # reduce the NHWC tensor itself (mean over H, W -> N, C: ShuffleNetV2's x.mean([2, 3])):
+        # onert 0.1.0 refuses a 4-D MEAN to rank 2 whose input does not end in the kept C
         x = ctx.value(src_x)
         axes = sorted(nhwc_axis(d, rank) for d in dims)
     y = ctx.like(out) if len(out.shape) == 4 else ctx.like(out, shape=tuple(out.shape))
