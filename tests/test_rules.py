@@ -2,7 +2,6 @@
 import os
 
 import numpy as np
-import pytest
 
 import qmodels
 from onelib.pytorch_quant import api

@@ -355,16 +355,25 @@ def _bias_tensor(b, name):
     return Tensor(name + ".bias", arr.shape, "float32", None, arr)
 
 
-@reader("quantized::conv2d", "quantized::conv2d_relu")
-def _conv2d(w, node):
+def _packed(w, node, unpack):
+    """(packed params, int8 weight, float bias) of a quantized conv/linear node.
+
+    ``unpack`` names the torch.ops.quantized unpack op; freezing made the packed params a constant.
+    """
     import torch
-    x, packed, s, z = _inputs(node)[:4]
-    pp = w.const(packed)
+    pp = w.const(_inputs(node)[1])
     if pp is None:
         raise _Unsupported("packed weights are not a constant (freeze failed to fold them)")
+    qw, b = getattr(torch.ops.quantized, unpack)(pp)
+    return pp, qw, b
+
+
+@reader("quantized::conv2d", "quantized::conv2d_relu")
+def _conv2d(w, node):
+    x, _, s, z = _inputs(node)[:4]
+    pp, qw, b = _packed(w, node, "conv2d_unpack")
     if pp.transpose():
         raise _Unsupported("transposed convolution")
-    qw, b = torch.ops.quantized.conv2d_unpack(pp)
     name = w.name_for(node)
     attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
              "groups": int(pp.groups()), "act": "relu" if node.kind().endswith("_relu") else None}
@@ -374,12 +383,8 @@ def _conv2d(w, node):
 
 @reader("quantized::linear", "quantized::linear_relu")
 def _linear(w, node):
-    import torch
-    x, packed, s, z = _inputs(node)[:4]
-    pp = w.const(packed)
-    if pp is None:
-        raise _Unsupported("packed weights are not a constant")
-    qw, b = torch.ops.quantized.linear_unpack(pp)
+    x, _, s, z = _inputs(node)[:4]
+    pp, qw, b = _packed(w, node, "linear_unpack")
     name = w.name_for(node)
     attrs = {"act": "relu" if node.kind().endswith("_relu") else None}
     w.emit("linear", node, [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
@@ -619,12 +624,8 @@ def _batch_norm2d(w, node):
 
 @reader("quantized::conv_transpose2d")
 def _conv_transpose2d(w, node):
-    import torch
-    x, packed, s, z = _inputs(node)[:4]
-    pp = w.const(packed)
-    if pp is None:
-        raise _Unsupported("packed weights are not a constant (freeze failed to fold them)")
-    qw, b = torch.ops.quantized.conv_transpose2d_unpack(pp)
+    x, _, s, z = _inputs(node)[:4]
+    pp, qw, b = _packed(w, node, "conv_transpose2d_unpack")
     name = w.name_for(node)
     attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
              "output_padding": list(pp.output_padding()), "groups": int(pp.groups()), "act": None}
@@ -637,12 +638,8 @@ def _conv_transpose2d(w, node):
 def _conv1d(w, node):
     """PyTorch packs a conv1d as a conv2d over a map of height 1: the weight unpacks as
     [O, I/g, 1, k] and stride/padding/dilation come as [1, s], [0, p], [1, d]."""
-    import torch
-    x, packed, s, z = _inputs(node)[:4]
-    pp = w.const(packed)
-    if pp is None:
-        raise _Unsupported("packed weights are not a constant (freeze failed to fold them)")
-    qw, b = torch.ops.quantized.conv2d_unpack(pp)
+    x, _, s, z = _inputs(node)[:4]
+    pp, qw, b = _packed(w, node, "conv2d_unpack")
     if qw.dim() != 4 or qw.shape[2] != 1:
         raise _Unsupported("conv1d weight of shape %s" % list(qw.shape))
     name = w.name_for(node)

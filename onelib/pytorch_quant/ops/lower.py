@@ -7,7 +7,7 @@ flatten) asks ``ctx.nchw(t)`` for it, which inserts a TRANSPOSE.
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
-from ..ir import Graph, Op, QParams, Tensor
+from ..ir import Graph, Op, Tensor
 from . import registry
 
 NCHW_TO_NHWC = (0, 2, 3, 1)

@@ -42,7 +42,7 @@ def axis_runs(n, k, s, p, n_out, include_pad):
 def avg_pool_by_blocks(ctx, op, x):
     """Lower ``op`` (avg_pool2d) onto circle tensor ``x`` (NHWC) block by block; returns the output."""
     a = op.attrs
-    src, out = op.inputs[0], op.outputs[0]
+    out = op.outputs[0]
     include = bool(a["count_include_pad"])
     n, h, w, c = x.shape
     oh, ow = out.shape[2], out.shape[3]

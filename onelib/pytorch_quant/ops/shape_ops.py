@@ -3,7 +3,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..ir import Tensor
-from .lower import nhwc_axis, nhwc_shape
+from .lower import nhwc_axis
 from .registry import lowering, shape
 
 
