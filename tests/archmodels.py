@@ -17,7 +17,7 @@ resnet_bottleneck      ResNet-50 bottleneck (1x1, 3x3 strided, 1x1, expansion 4)
                        bottleneck; add+ReLU
 shufflenet_v2          ShuffleNetV2 units: a strided unit (two branches) and a     1x10 logits
                        basic unit (chunk into halves), cat, channel shuffle
-                       (view -> transpose -> view)
+                       (view -> transpose -> view); head x.mean([2, 3]) -> fc
 inception              stem conv + a GoogLeNet Inception block: 1x1 | 1x1->3x3 |   1x10 logits
                        1x1->3x3->3x3 | maxpool(3, s1, p1, ceil_mode)->1x1, cat
 unet_decoder           a tiny U-Net: 2 encoder levels with max pools, decoder      1x5x16x16
@@ -25,7 +25,8 @@ unet_decoder           a tiny U-Net: 2 encoder levels with max pools, decoder   
                        its skip, per-pixel 1x1 classifier                          class scores
 =====================  ==========================================================  ============
 
-The classifiers end in pool -> flatten -> linear, so "top-1" is the argmax over the 10 logits.
+The classifiers end in a global pool (adaptive avg pool -> flatten, or ShuffleNetV2's mean)
+and a linear layer, so "top-1" is the argmax over the 10 logits.
 The U-Net has no single top-1: its top-1 is counted per pixel (argmax over the 5 class channels
 at each of the 16x16 pixels), see ``pixel_top1``.
 
@@ -37,7 +38,6 @@ tensor is wrong in PyTorch itself.
 The measuring code shared by ``tests/test_architectures.py`` and ``scripts/fidelity_table.py``
 is here too (``build``, ``measure``), so the test and the README table report the same numbers.
 """
-import contextlib
 import os
 
 import numpy as np
@@ -48,9 +48,10 @@ from torch.ao.nn.quantized import FloatFunctional
 
 import qmodels as Q
 
-__all__ = ["ARCHS", "FX_ARCHS", "MobileNetV2Stage", "MobileNetV3Blocks", "ResNetBottleneck",
-           "ShuffleNetV2Units", "InceptionBlock", "UNetDecoder", "pixel_top1", "build", "measure",
-           "Measured"]
+__all__ = ["ARCHS", "FX_ARCHS", "PER_PIXEL", "CASES", "MobileNetV2Stage", "MobileNetV3Blocks",
+           "ResNetBottleneck", "ShuffleNetV2Units", "InceptionBlock", "UNetDecoder", "pixel_top1",
+           "top1_agreement", "build", "run_saved", "measure", "Measured", 
+           "markdown_table"]
 
 
 # ------------------------------------------------------------------------------ building blocks
@@ -382,10 +383,15 @@ ARCHS = {
 }
 PER_PIXEL = frozenset(["unet_decoder"])   # top-1 per pixel, not per image
 FX_ARCHS = ("mobilenet_v3", "resnet_bottleneck", "shufflenet_v2")
+# (architecture, recipe, engine): eager PTQ of every architecture on both engines, FX of three
+CASES = [(a, "ptq", e) for a in ARCHS for e in Q.ENGINES] + [(a, "fx", e) for a in FX_ARCHS for e in Q.ENGINES]
 
 
 # ------------------------------------------------------------------------------ measuring
-def _other(engine):
+RUNTIME_LABELS = ("onert", "tico")
+
+
+def other_engine(engine):
     return "x86" if engine == "qnnpack" else "qnnpack"
 
 
@@ -395,9 +401,8 @@ def _qmax(engine):
 
 
 def build(arch, recipe, engine, folder, seed=0):
-    """Quantize ``arch`` with ``recipe`` ('ptq' or 'fx') under ``engine``, trace and save it.
-
-    Returns (path, shape, x, qmodel): x is on the input quantizer's grid."""
+    """Quantize ``arch`` with ``recipe`` ('ptq': eager PTQ, or 'fx') under ``engine``, trace and
+    save it. Returns (path, shape, x, quantized model); x lies on the input quantizer's grid."""
     cls = ARCHS[arch]
     shape = cls.input_shape
     model = cls(seed=seed)
@@ -419,105 +424,98 @@ def run_saved(path, x, engine):
         return torch.jit.load(path)(torch.from_numpy(x)).numpy()
 
 
+def top1_agreement(arch, want, got):
+    """Top-1 agreement: per image for the classifiers, per pixel for the U-Net (tie-aware)."""
+    if arch in PER_PIXEL:
+        return pixel_top1(want, got)
+    w = np.asarray(want, np.float64).reshape(want.shape[0], -1)
+    g = np.asarray(got, np.float64).reshape(want.shape[0], -1)
+    pick = np.argmax(g, axis=1)
+    return float(np.mean(w[np.arange(len(w)), pick] >= w.max(axis=1)))
+
+
 class Measured(object):
-    """Everything the test asserts and the README table shows, for one case."""
+    """One case (architecture x recipe x engine) compared with PyTorch.
+
+    Per runtime label ("onert": the fc_as_conv conversion under ``report.fidelity(runtime=
+    "auto")``; "tico": luci's form on TICO): ``final`` (the report's final-output dict),
+    ``layers`` (its rows), ``top1``, ``luci_errors``, ``table`` (the report as text). Shared:
+    ``spread`` (max LSB between PyTorch's two engines on the same file and input) and
+    ``spread_top1``.
+    """
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
 
-    def row(self):
-        return dict(self.__dict__)
+    def worst_per_op(self, label):
+        vals = [r["per_op"].get("max_lsb") for r in self.layers[label]]
+        return max(v for v in vals if v is not None) if any(v is not None for v in vals) else None
 
-
-def _top1(arch, want, got):
-    if arch in PER_PIXEL:
-        return pixel_top1(want, got)
-    return float(np.mean(np.argmax(got.reshape(got.shape[0], -1), 1)
-                         == np.argmax(want.reshape(want.shape[0], -1), 1)))
-
-
-@contextlib.contextmanager
-def tico_requantizing_concat():
-    """TICO 0.3.0's reference runtime counts CONCATENATION among the value-preserving ops in
-    FAKE_QUANTIZE mode, so a concatenation inside a graph is neither rounded to nor clamped to
-    its output grid (circle/TFLite requantize every input to it). Inside a network the values
-    that exceed the output range then flow on unclamped: measured 6 LSB at the output of the
-    qnnpack ShuffleNetV2 units and 20 LSB for the qnnpack U-Net, 0 and 1 LSB with this. It only
-    shows where a concatenation's output feeds another op (a graph output is quantized when read),
-    which is why the single-op cat tests do not see it. Within the block, the runtime
-    requantizes CONCATENATION outputs like every computing op."""
-    from tico.circle.runtime import executor
-    from tico.circle.runtime.kernels import _codes
-    original = executor.value_preserving_builtin_codes
-    concat = _codes(("CONCATENATION",))
-    executor.value_preserving_builtin_codes = lambda: original() - concat
-    try:
-        yield
-    finally:
-        executor.value_preserving_builtin_codes = original
+    def per_op_on(self, label, runtime):
+        """Layers whose per-op number came from ``runtime``."""
+        return [r for r in self.layers[label] if r["per_op"].get("runtime") == runtime]
 
 
 def measure(arch, recipe, engine, folder, seed=0):
-    """Build one case and compare it with PyTorch every way the test needs.
-
-    Two conversions: onert's (``fc_as_conv=True``, per-channel FC as 1x1 CONV_2D) measured with
-    ``report.fidelity(runtime="auto")`` (onert wherever it runs and is known right, TICO for the
-    rest, e.g. RESIZE_NEAREST_NEIGHBOR), and luci's form measured with ``runtime="tico"``.
-    """
+    """Build one case and compare its two conversions with PyTorch (see ``Measured``)."""
     from onelib.pytorch_quant import api, report, runtimes, verify
 
-    path, shape, x, q = build(arch, recipe, engine, folder, seed)
+    path, shape, x, _ = build(arch, recipe, engine, folder, seed)
     ref = run_saved(path, x, engine)
-    other = run_saved(path, x, _other(engine))
-    reps, luci_errors, outs = {}, {}, {}
-    for label, kw, rt in (("onert", {"fc_as_conv": True}, "auto"), ("tico", {}, "tico")):
+    other = run_saved(path, x, other_engine(engine))
+    m = Measured(arch=arch, recipe=recipe, engine=engine, path=path, shape=shape, final={}, layers={},
+                 top1={}, luci_errors={}, table={}, notes={})
+    for label, kw, runtime in (("onert", {"fc_as_conv": True}, "auto"), ("tico", {}, "tico")):
         opts = api.ConvertOptions(input_shapes=[list(shape)], **kw)
-        with tico_requantizing_concat():
-            rep = report.fidelity(path, opts, x=x, runtime=rt, engine=engine)
-        reps[label] = rep
+        rep = report.fidelity(path, opts, x=x, runtime=runtime, engine=engine)
+        m.final[label], m.layers[label], m.notes[label] = rep.final, rep.layers, list(rep.notes)
+        m.table[label] = rep.table()
         conv = api.convert(path, opts)
-        luci_errors[label] = [str(f) for f in verify.errors(verify.verify_circle(conv.circle, target="luci"))]
-        if label == "tico" or arch in PER_PIXEL:
-            # the circle output itself, for the per-pixel top-1 (report's top-k is per image)
-            outs[label] = conv
-    scale = reps["tico"].final["scale"]
-    spread = int(np.rint(np.abs(other.astype(np.float64) - ref) / scale).max())
-
-    def e2e(rep):
-        f = rep.final
-        return {"max_lsb": f["max_lsb"], "exact": f["exact_share"], "runtime": f["runtime"],
-                "error": f["error"], "top1_report": f["top1"]}
-
-    def per_op(rep):
-        rows = [(r["per_op"].get("max_lsb"), r["per_op"].get("runtime"), r["name"], r["circle_ops"],
-                 r["per_op"].get("error")) for r in rep.layers]
-        return rows
-
-    # top-1 from independent runs of the converted bytes (per pixel for the U-Net)
-    top1 = {}
-    for label, rep in reps.items():
+        m.luci_errors[label] = [str(f) for f in verify.errors(verify.verify_circle(conv.circle, target="luci"))]
         if arch in PER_PIXEL:
-            conv = outs[label]
+            # report's top-k is per image; run the converted bytes once more for the per-pixel top-1
             if rep.final["runtime"] == "onert":
                 y = runtimes.run_onert(conv.circle, [x])[0]
             else:
-                with tico_requantizing_concat():
-                    y = runtimes.run_tico(conv.circle, [x])[0]
-            top1[label] = pixel_top1(ref, y)
+                y = runtimes.run_tico(conv.circle, [x])[0]
+            m.top1[label] = pixel_top1(ref, y)
         else:
-            top1[label] = rep.final["top1"]
-    return Measured(
-        arch=arch, recipe=recipe, engine=engine, path=path, shape=shape,
-        e2e={k: e2e(r) for k, r in reps.items()},
-        per_op={k: per_op(r) for k, r in reps.items()},
-        worst_per_op={k: max([m for m, _, _, _, _ in per_op(r) if m is not None] or [None])
-                      for k, r in reps.items()},
-        per_op_runtimes={k: sorted(set(rt for _, rt, _, _, _ in per_op(r) if rt)) for k, r in reps.items()},
-        notes={k: list(r.notes) for k, r in reps.items()},
-        tables={k: r.table() for k, r in reps.items()},
-        luci_errors=luci_errors,
-        spread=spread,
-        spread_top1=_top1(arch, ref, other),
-        top1=top1,
-        per_pixel=arch in PER_PIXEL,
-    )
+            m.top1[label] = rep.final["top1"]
+    scale = m.final["tico"]["scale"]
+    m.spread = int(np.rint(np.abs(other.astype(np.float64) - ref) / scale).max())
+    m.spread_top1 = top1_agreement(arch, ref, other)
+    return m
+
+
+# ------------------------------------------------------------------------------ README table
+def _pct(v):
+    return "-" if v is None else ("%.0f%%" % (100.0 * v) if v in (0.0, 1.0) else "%.1f%%" % (100.0 * v))
+
+
+def markdown_table(results):
+    """The README table: one row per case, from ``Measured`` results (in the given order)."""
+    head = ["architecture", "engine", "recipe", "e2e max LSB onert", "e2e max LSB TICO",
+            "exact outputs onert / TICO", "PyTorch spread (LSB)", "worst per-op LSB onert / TICO",
+            "top-1 agreement onert / TICO"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["--:"] * 6) + "|"]
+    marks = set()
+    for m in results:
+        on = m.final["onert"]
+        on_lsb = "-" if on["max_lsb"] is None else str(on["max_lsb"])
+        if on["runtime"] != "onert":
+            on_lsb += " (TICO)\*"
+            marks.add("*")
+        top = " / ".join(_pct(m.top1[k]) for k in RUNTIME_LABELS)
+        if m.arch in PER_PIXEL:
+            top += " (per pixel)"
+        lines.append("| " + " | ".join([
+            m.arch, m.engine, {"ptq": "eager PTQ", "fx": "FX PTQ"}[m.recipe], on_lsb,
+            str(m.final["tico"]["max_lsb"]),
+            " / ".join(_pct(m.final[k]["exact_share"]) for k in RUNTIME_LABELS),
+            str(m.spread),
+            " / ".join(str(m.worst_per_op(k)) for k in RUNTIME_LABELS), top]) + " |")
+    if "*" in marks:
+        lines.append("")
+        lines.append("\* onert 0.1.0 has no RESIZE_NEAREST_NEIGHBOR kernel: that model ran end to end on "
+                     "TICO (its other ops per-op on onert).")
+    return "\n".join(lines)

@@ -138,6 +138,24 @@ def mean_shape(op):
     return tuple(s for i, s in enumerate(x.shape) if i not in dims)
 
 
+def _onert_takes_mean(kept, out_rank):
+    """onert 0.1.0's ShapeValidator refuses a 4-D MEAN to rank 2 unless it keeps axes 0 and 3, and
+    to rank 3 unless it keeps axes 0, 1, 2 (it assumes NHWC: "reducing H, W" / "reducing C")."""
+    return {2: [0, 3], 3: [0, 1, 2]}.get(out_rank, kept) == kept
+
+
+def _mean_on_nhwc(dims, out_rank):
+    """Whether a 4-D mean to a lower rank can reduce the NHWC tensor itself: only where the kept
+    dims come out in PyTorch's order (not N, C, H), and preferring the layout onert accepts
+    (mean over H, W -> N, C, ShuffleNetV2's ``x.mean([2, 3])``, works on NHWC only; over C, H
+    -> N, W on NCHW only)."""
+    kept = [d for d in range(4) if d not in dims]
+    kept_nhwc = [nhwc_axis(d, 4) for d in kept]
+    if kept_nhwc != sorted(kept_nhwc):
+        return False
+    return _onert_takes_mean(kept_nhwc, out_rank) or not _onert_takes_mean(kept, out_rank)
+
+
 @lowering("mean")
 def lower_mean(ctx, op):
     src_x = op.inputs[0]
@@ -145,15 +163,11 @@ def lower_mean(ctx, op):
     dims = sorted(d % rank for d in op.attrs["dims"])
     out = op.outputs[0]
     keep = op.attrs["keepdim"]
-    kept = [d for d in range(rank) if d not in dims]
-    if rank == 4 and len(out.shape) != 4 and kept != sorted(kept, key=lambda d: nhwc_axis(d, 4)):
-        # a 4-D input reduced to another rank whose kept dims come out of NHWC in another order
-        # (e.g. N, C, H kept): reduce in PyTorch's order so the result needs no layout
+    if rank == 4 and len(out.shape) != 4 and not _mean_on_nhwc(dims, len(out.shape)):
+        # a 4-D input reduced to another rank: reduce in PyTorch's order so the result needs no layout
         x = ctx.nchw(src_x)
         axes = dims
     else:
-        # reduce the NHWC tensor itself (mean over H, W -> N, C: ShuffleNetV2's x.mean([2, 3])):
-        # onert 0.1.0 refuses a 4-D MEAN to rank 2 whose input does not end in the kept C
         x = ctx.value(src_x)
         axes = sorted(nhwc_axis(d, rank) for d in dims)
     y = ctx.like(out) if len(out.shape) == 4 else ctx.like(out, shape=tuple(out.shape))
