@@ -26,14 +26,28 @@ circle's top-k counts when PyTorch's value there is among PyTorch's k largest).
 
 PyTorch side: a TorchScript source graph carries the frozen module (``graph.torch_module``) and
 which TorchScript value each source tensor is (``graph.torch_values``). A copy of that graph gets
-a clone of each such value as an extra output; the module itself is never modified. A .pt2 source
-plugs in through ``_probe_for`` (not implemented yet).
+a clone of each such value as an extra output; the module itself is never modified.
+
+A .pt2 (PT2E) source graph carries which node of the exported graph each source tensor stands for
+(``graph.pt2_nodes``: a quantized tensor is the output of its ``quantize_per_tensor`` node, i.e.
+PyTorch's integer codes; a float tensor is the float node, e.g. a ``dequantize_per_tensor`` or a
+conv left float). The exported program itself is run (``torch.export.load``, ``ep.module()``) by a
+``torch.fx.Interpreter`` that keeps every such node's output. PT2E's int8 codes become circle's
+uint8 codes by the exact +128 shift (same scale, zero point + 128), as the converter writes them.
+The engine does not apply: the program computes with float ops between quantize/dequantize.
+
+Float layers (PT2E X86/Arm quantizers leave ops float between DEQUANTIZE and QUANTIZE) have no
+integer grid: they are compared in float, as ``max_abs`` (max |difference| in real units) and
+``range_share`` (``max_abs`` divided by the range, max - min, of PyTorch's tensor); their LSB
+numbers are None. The table shows ``max_abs`` in the max column of such rows and lists both
+below the table.
 
 JSON keys (``FidelityReport.to_dict``): ``REPORT_KEYS``; each entry of ``layers``: ``LAYER_KEYS``;
 its ``per_op`` / ``accumulated``: ``STATS_KEYS``; ``final``: ``FINAL_KEYS``.
 
 CLI: ``python -m onelib.pytorch_quant.report MODEL.pt --input_shapes 1,3,16,16 [--input x.npy]
-[--runtime auto|onert|tico] [--engine x86|qnnpack] [--json out.json] [--plot out.png]``
+[--runtime auto|onert|tico] [--engine x86|qnnpack] [--json out.json] [--plot out.png]``, or
+``python -m onelib.pytorch_quant.report MODEL.pt2 [...]`` (shapes and engine do not apply).
 """
 import argparse
 import json
@@ -55,9 +69,10 @@ REPORT_KEYS = ("model", "engine", "runtime", "input", "options", "layers", "firs
                "final", "notes", "timings")
 LAYER_KEYS = ("index", "name", "pytorch_op", "circle_ops", "shape", "dtype", "scale", "zero_point",
               "per_op", "accumulated")
-STATS_KEYS = ("max_lsb", "mean_lsb", "exact_share", "max_abs", "runtime", "note", "error")
-FINAL_KEYS = ("name", "shape", "scale", "max_lsb", "mean_lsb", "exact_share", "max_abs", "top1", "top5",
-              "runtime", "note", "error")
+STATS_KEYS = ("max_lsb", "mean_lsb", "exact_share", "max_abs", "range_share", "runtime", "note", "error")
+FINAL_KEYS = ("name", "shape", "scale", "max_lsb", "mean_lsb", "exact_share", "max_abs", "range_share",
+              "top1", "top5", "runtime", "note", "error")
+PT2_ENGINE = "exported program"   # the 'engine' of a .pt2 report: the program's own float ops
 
 _ACT = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 _INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
@@ -163,22 +178,165 @@ def _flatten_tensors(x):
     return [x]
 
 
-def _probe_for(sgraph):
+class _PT2Probe(object):
+    """Runs an exported program (``ep.module()``) node by node with a ``torch.fx.Interpreter``
+    and keeps the output of every node a source tensor stands for (``graph.pt2_nodes``)."""
+
+    def __init__(self, graph, program=None):
+        self.sgraph = graph
+        self.nodes = graph.pt2_nodes    # id(source tensor) -> FX node name
+        self.program = program          # an in-memory ExportedProgram, else load graph.source
+        self.labels = {}                # id(source tensor) -> what PyTorch computes there
+
+    def run(self, inputs):
+        """``inputs``: float arrays in PyTorch's layout. Returns (outputs, {id(source tensor): _Value})."""
+        import torch
+        ep = self.program if self.program is not None else _load_program(self.sgraph.source)
+        gm = ep.module()
+        wanted = set(self.nodes.values())
+        quantize = _quantize_targets()
+        found, grids = {}, {}
+
+        class Recorder(torch.fx.Interpreter):
+            def run_node(self, n):
+                if n.name in wanted and n.target in quantize:
+                    args, kwargs = self.fetch_args_kwargs_from_env(n)
+                    grids[n.name] = _quantize_args(n.target, args, kwargs)
+                out = super(Recorder, self).run_node(n)
+                if n.name in wanted and isinstance(out, torch.Tensor):
+                    found[n.name] = out.detach().clone()   # a later in-place op must not change it
+                return out
+
+        n_inputs = len([n for n in gm.graph.nodes if n.op == "placeholder"])
+        if len(inputs) != n_inputs:
+            raise _FidelityError("the model takes %d inputs, %d given" % (n_inputs, len(inputs)))
+        with torch.no_grad():
+            res = Recorder(gm).run(*[torch.from_numpy(a) for a in inputs])
+        by_name = dict((n.name, n) for n in gm.graph.nodes)
+        values = {}
+        for s in self.sgraph.tensors():
+            name = self.nodes.get(id(s))
+            if name is None or name not in found:
+                continue
+            v = _pt2_value(s, found[name], grids.get(name))
+            if v is not None:
+                values[id(s)] = v
+                self.labels[id(s)] = _pt2_label(by_name.get(name), quantize)
+        outs = [_value_from_torch(t) for t in _flatten_tensors(res) if isinstance(t, torch.Tensor)]
+        return outs, values
+
+
+def _load_program(path):
+    """torch.export.load with the quantized_decomposed ops registered (torch's FX module, else
+    torchao's)."""
+    import torch
+    try:
+        import torch.ao.quantization.fx._decomposed  # noqa: F401  registers quantized_decomposed
+    except ImportError:
+        pass
+    try:
+        return torch.export.load(path)
+    except Exception:
+        try:
+            import torchao  # noqa: F401  registers its ops (and quantized_decomposed) if installed
+        except ImportError:
+            raise
+        return torch.export.load(path)
+
+
+def _quantize_targets():
+    import torch
+    ops = set()
+    try:
+        qd = torch.ops.quantized_decomposed.quantize_per_tensor
+    except (AttributeError, RuntimeError):
+        return ops
+    for overload in ("default", "tensor", "tensor2"):
+        op = getattr(qd, overload, None)
+        if op is not None:
+            ops.add(op)
+    return ops
+
+
+def _quantize_args(target, args, kwargs):
+    """(scale, zero point) of a quantize_per_tensor call (numbers or one-element tensors)."""
+    names = [a.name for a in target._schema.arguments]
+    a = dict(zip(names, args))
+    a.update(kwargs)
+    return float(a["scale"]), int(a["zero_point"])
+
+
+def _pt2_value(s, t, grid):
+    """Source tensor ``s``'s PyTorch value from its node's output ``t``: a quantize node's integer
+    codes with that node's (scale, zero point); a float node's values, put on ``s``'s grid the way
+    quantize_per_tensor does (float32 x * (1/scale), half to even) when ``s`` is quantized (a
+    pool on its input's grid, an output before a fused relu)."""
+    import numpy as np
+    if grid is not None:
+        return _Value(t.numpy().astype(np.int64), grid[0], grid[1])
+    if not t.dtype.is_floating_point:
+        return None
+    arr = t.float().numpy()
+    q = s.qparams
+    if q is None or s.dtype not in _INT_RANGE or not q.per_tensor:
+        return _Value(arr.copy())
+    scale, zp = float(q.scale[0]), int(q.zero_point[0])
+    lo, hi = _INT_RANGE[s.dtype]
+    codes = np.clip(np.round(arr * np.float32(1.0 / scale)) + zp, lo, hi)
+    return _Value(codes.astype(np.int64), scale, zp)
+
+
+def _pt2_label(node, quantize):
+    """``q(conv2d_1)`` for a quantize node's integers, ``dq(add)`` for a dequantize of them, else
+    the FX node's name."""
+    if node is None:
+        return ""
+
+    def arg0(n):
+        a = n.args[0] if n.args else None
+        return a if hasattr(a, "name") and hasattr(a, "op") else None
+
+    if node.target in quantize and arg0(node) is not None:
+        return "q(%s)" % arg0(node).name
+    if "dequantize_per_tensor" in str(node.target) and arg0(node) is not None:
+        src = arg0(node)
+        if src.target in quantize and arg0(src) is not None:
+            src = arg0(src)
+        return "dq(%s)" % src.name
+    return node.name
+
+
+def _is_pt2(source):
+    from . import api
+    if type(source).__name__ == "ExportedProgram":
+        return True
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        return api.detect_format(os.fspath(source)) == "pt2"
+    return False
+
+
+def _probe_for(sgraph, source=None):
     """The PyTorch side of the comparison for a source graph.
 
     A probe has ``run(inputs) -> (outputs, {id(source tensor): _Value})``: it runs the model the
     frontend read on float inputs in PyTorch's layout and returns the model outputs and the value
-    of every source tensor it can observe. A .pt2 probe would run the ExportedProgram node by node
-    (``torch.fx.Interpreter``) and map the frontend's source tensors to FX node names; nothing
-    else in this module depends on the input form.
+    of every source tensor it can observe. TorchScript: extra outputs on a copy of the frozen
+    graph. .pt2: the exported program (``source`` when it is an in-memory ExportedProgram, else
+    loaded from ``sgraph.source``) run node by node (``torch.fx.Interpreter``), the source tensors
+    mapped to FX node names by the frontend. Nothing else in this module depends on the input form.
     """
     if getattr(sgraph, "torch_module", None) is not None:
         return _TorchScriptProbe(sgraph)
-    raise _FidelityError("%s: the fidelity report needs PyTorch's intermediate tensors, which only "
-                         "TorchScript inputs provide so far (.pt2 support is planned)" % sgraph.source)
+    if getattr(sgraph, "pt2_nodes", None) is not None:
+        program = source if type(source).__name__ == "ExportedProgram" else None
+        return _PT2Probe(sgraph, program)
+    raise _FidelityError("%s: the fidelity report needs PyTorch's intermediate tensors, which this "
+                         "input form does not provide" % sgraph.source)
 
 
-def _torch_op_name(sgraph, s):
+def _torch_op_name(sgraph, s, labels=None):
+    if labels and labels.get(id(s)):
+        return labels[id(s)]
     v = getattr(sgraph, "torch_values", {}).get(id(s))
     try:
         return v.node().kind()
@@ -225,7 +383,10 @@ def _stats(got_real, want_real, scale):
     """max / mean |difference| in steps of ``scale`` and the share of exact elements."""
     import numpy as np
     diff = np.abs(got_real - want_real)
-    out = {"max_abs": float(diff.max()) if diff.size else 0.0}
+    out = {"max_abs": float(diff.max()) if diff.size else 0.0, "range_share": None}
+    span = float(np.max(want_real) - np.min(want_real)) if want_real.size else 0.0
+    if span > 0 and np.isfinite(span):
+        out["range_share"] = out["max_abs"] / span
     if not np.all(np.isfinite(diff)):
         out.update(max_lsb=None, mean_lsb=None, exact_share=None, error="non-finite values")
         return out
@@ -392,7 +553,8 @@ class FidelityReport(object):
         lines = ["fidelity of %s: circle vs PyTorch (engine %s), runtime %s"
                  % (self.model, self.engine, self.runtime),
                  "input: %s" % self.input,
-                 "LSB = steps of each tensor's own scale",
+                 "LSB = steps of each tensor's own scale; scale '-': a float tensor, compared in float "
+                 "(max = max |difference| in real units)",
                  "",
                  (" " * bar1 + "| " + "per-op (PyTorch's inputs)".ljust(bar2 - bar1 - 2) + "| "
                   + "accumulated (graph cut)"),
@@ -404,11 +566,22 @@ class FidelityReport(object):
                 if r[k].get("error")]
         for name, k, e in errs:
             lines.append("%s %s: %s" % (name, k.replace("_", "-"), e))
+        floats = [r for r in self.layers if not r["scale"]]
+        if floats:
+            lines.append("float layers: max |difference| and its share of the range (max - min) of "
+                         "PyTorch's tensor")
+            for r in floats:
+                lines.append("  %s: per-op %s, accumulated %s"
+                             % (r["name"], _float_diff(r["per_op"]), _float_diff(r["accumulated"])))
         first = self.first_over_1lsb
         lines.append("first layer over 1 LSB per op: %s" % (first or "none"))
         f = self.final
         if f.get("error"):
             lines.append("final output %s: %s" % (f.get("name"), f["error"]))
+        elif f["max_lsb"] is None:
+            lines.append("final output %s (%s, float): max |difference| %s, exact %s, top-1 %s, top-5 %s (%s)"
+                         % (f["name"], "x".join(map(str, f["shape"])), _float_diff(f), _pct(f["exact_share"]),
+                            _pct(f["top1"]), _pct(f["top5"]), f["runtime"]))
         else:
             lines.append("final output %s (%s, scale %s): max %s LSB, mean %s LSB, exact %s, top-1 %s, top-5 %s (%s)"
                          % (f["name"], "x".join(map(str, f["shape"])), "%.6g" % f["scale"] if f["scale"] else "-",
@@ -435,9 +608,18 @@ def _pct(v):
     return "-" if v is None else "%.1f%%" % (100.0 * v)
 
 
+def _float_diff(s):
+    if s.get("error") or s.get("max_abs") is None:
+        return "-"
+    share = s.get("range_share")
+    return "%.3g (%s of the range)" % (s["max_abs"], "-" if share is None else "%.4g%%" % (100.0 * share))
+
+
 def _stat_cells(s):
     if s.get("error"):
         return ["err", "-", "-", s.get("runtime") or "-"]
+    if s.get("max_lsb") is None and s.get("max_abs") is not None:   # a float tensor: real units
+        return ["%.1e" % s["max_abs"], "-", _pct(s.get("exact_share")), s.get("runtime") or "-"]
     return [_num(s.get("max_lsb")), _num(s.get("mean_lsb"), "%.3f"), _pct(s.get("exact_share")),
             s.get("runtime") or "-"]
 
@@ -446,13 +628,14 @@ def _stat_cells(s):
 def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, progress=None):
     """Compare the circle conversion of ``source`` with PyTorch, layer by layer.
 
-    ``source``: a TorchScript file (or ScriptModule). ``options``: ``api.ConvertOptions`` (not
-    modified; ``input_shapes`` defaults to ``x``'s shapes). ``x``: the model input(s) in PyTorch's
-    layout, as arrays or ``.npy`` paths; default: random codes on the input quantizer's grid
-    (codes 0..127 under x86/fbgemm, which calibrate inputs with reduce_range, else the full dtype
-    range). ``runtime``: ``auto``, ``onert`` or ``tico``. ``engine``: PyTorch's quantized engine
-    to load and run the model under (default: the current one; packed weights follow it).
-    Returns a ``FidelityReport``.
+    ``source``: a TorchScript file (or ScriptModule), or a PT2E ``.pt2`` file (or ExportedProgram).
+    ``options``: ``api.ConvertOptions`` (not modified; ``input_shapes`` defaults to ``x``'s
+    shapes). ``x``: the model input(s) in PyTorch's layout, as arrays or ``.npy`` paths; default:
+    random codes on the input quantizer's grid (codes 0..127 under x86/fbgemm, which calibrate
+    inputs with reduce_range, else the full dtype range). ``runtime``: ``auto``, ``onert`` or
+    ``tico``. ``engine``: PyTorch's quantized engine to load and run a TorchScript model under
+    (default: the current one; packed weights follow it); a .pt2 runs its own float ops, so the
+    engine does not apply (reported as ``PT2_ENGINE``). Returns a ``FidelityReport``.
     """
     from . import api
     if runtime not in RUNTIMES:
@@ -464,27 +647,27 @@ def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, 
     if xs is not None and not opts.input_shapes:
         opts.input_shapes = [list(a.shape) for a in xs]
     import torch
-    eng = engine or torch.backends.quantized.engine
-    if eng not in torch.backends.quantized.supported_engines:
-        raise _FidelityError("quantized engine %r is not available here (have %s)"
-                             % (eng, ", ".join(torch.backends.quantized.supported_engines)))
-    old_engine = torch.backends.quantized.engine
-    torch.backends.quantized.engine = eng
+    notes, old_engine = [], None
+    if _is_pt2(source):
+        eng = PT2_ENGINE
+        if engine:
+            notes.append("engine %r does not apply to a .pt2: the exported program computes with its "
+                         "own float ops between quantize and dequantize" % engine)
+    else:
+        eng = engine or torch.backends.quantized.engine
+        if eng not in torch.backends.quantized.supported_engines:
+            raise _FidelityError("quantized engine %r is not available here (have %s)"
+                                 % (eng, ", ".join(torch.backends.quantized.supported_engines)))
+        old_engine = torch.backends.quantized.engine
+        torch.backends.quantized.engine = eng
     timings = {}
     try:
         t0 = time.time()
         conv = api.convert(source, opts, progress=say)
         timings["convert"] = time.time() - t0
         sgraph = conv.source_graph
-        probe = _probe_for(sgraph)
-        if xs is None:
-            xs, input_desc = _random_inputs(sgraph, eng, seed)
-        else:
-            input_desc = "given (%s)" % ", ".join("x".join(map(str, a.shape)) for a in xs)
-        shapes = [list(t.shape) for t in sgraph.inputs]
-        if [list(a.shape) for a in xs] != shapes:
-            raise _FidelityError("the input is %s, the model was converted for %s"
-                                 % (_shapes_str(a.shape for a in xs), _shapes_str(shapes)))
+        probe = _probe_for(sgraph, source)
+        xs, input_desc = _inputs_for(sgraph, xs, eng, seed)
         t0 = time.time()
         try:
             torch_outs, values = probe.run([a.astype("float32") for a in xs])
@@ -494,16 +677,32 @@ def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, 
             raise _FidelityError("PyTorch could not run %s: %s" % (sgraph.source, _first_line(str(e))))
         timings["pytorch"] = time.time() - t0
     finally:
-        torch.backends.quantized.engine = old_engine
+        if old_engine is not None:
+            torch.backends.quantized.engine = old_engine
     for s, a in zip(sgraph.inputs, xs):
         if id(s) not in values:
             values[id(s)] = _Value(a.astype("float32"))
-    model = source if isinstance(source, str) else type(source).__name__
-    layers, final, notes = _compare(conv, values, torch_outs, opts, runtime, say, timings)
+    if isinstance(source, str) or hasattr(source, "__fspath__"):
+        model = os.path.basename(os.fspath(source))
+    else:
+        model = type(source).__name__
+    layers, final, more = _compare(conv, values, torch_outs, opts, runtime, say, timings,
+                                   getattr(probe, "labels", None))
     options_used = {k: getattr(opts, k) for k in api.ConvertOptions.FIELDS}
-    return FidelityReport(os.path.basename(model) if isinstance(source, str) else model, eng, runtime,
-                          input_desc, options_used, layers, final, notes,
+    return FidelityReport(model, eng, runtime, input_desc, options_used, layers, final, notes + more,
                           dict((k, round(v, 3)) for k, v in timings.items()))
+
+
+def _inputs_for(sgraph, xs, engine, seed):
+    if xs is None:
+        xs, input_desc = _random_inputs(sgraph, engine, seed)
+    else:
+        input_desc = "given (%s)" % ", ".join("x".join(map(str, a.shape)) for a in xs)
+    shapes = [list(t.shape) for t in sgraph.inputs]
+    if [list(a.shape) for a in xs] != shapes:
+        raise _FidelityError("the input is %s, the model was converted for %s"
+                             % (_shapes_str(a.shape for a in xs), _shapes_str(shapes)))
+    return xs, input_desc
 
 
 def _shapes_str(shapes):
@@ -556,7 +755,7 @@ def _random_inputs(sgraph, engine, seed):
     return xs, "; ".join(descs) + ", seed %d" % seed
 
 
-def _compare(conv, values, torch_outs, opts, runtime, say, timings):
+def _compare(conv, values, torch_outs, opts, runtime, say, timings, labels=None):
     from . import ir
     sgraph, cgraph = conv.source_graph, conv.graph
     nhwc_io = opts.io_layout == "nhwc"
@@ -595,7 +794,7 @@ def _compare(conv, values, torch_outs, opts, runtime, say, timings):
     layers = []
     per_jobs, acc_jobs = [], []
     for i, (t, s, op) in enumerate(rows):
-        row = {"index": i, "name": t.name, "pytorch_op": _torch_op_name(sgraph, s) or s.name,
+        row = {"index": i, "name": t.name, "pytorch_op": _torch_op_name(sgraph, s, labels) or s.name,
                "circle_ops": "", "shape": list(t.shape), "dtype": t.dtype,
                "scale": _grid_scale(t, op),
                "zero_point": int(t.qparams.zero_point[0]) if t.qparams is not None else None,
@@ -683,7 +882,7 @@ def _segment(cgraph, t, prod, boundary):
 
 def _job_stats(job, k, row, values):
     t, s, op = row
-    out = {"max_lsb": None, "mean_lsb": None, "exact_share": None, "max_abs": None,
+    out = {"max_lsb": None, "mean_lsb": None, "exact_share": None, "max_abs": None, "range_share": None,
            "runtime": job.runtime, "note": job.note, "error": job.error}
     if job.error or job.outputs is None:
         out["error"] = out["error"] or "no output"
@@ -717,7 +916,7 @@ def _final_stats(conv, job, values, torch_outs, nhwc_io):
     elif sprod is not None and sprod.kind == "dequantize" and sprod.inputs[0].qparams is not None:
         scale = float(sprod.inputs[0].qparams.scale[0])
     out = {"name": s.name, "shape": list(s.shape), "scale": scale, "max_lsb": None, "mean_lsb": None,
-           "exact_share": None, "max_abs": None, "top1": None, "top5": None,
+           "exact_share": None, "max_abs": None, "range_share": None, "top1": None, "top5": None,
            "runtime": job.runtime, "note": job.note, "error": job.error}
     if job.error or job.outputs is None:
         out["error"] = out["error"] or "no output"
@@ -797,6 +996,7 @@ class _Canvas(object):
 def _render_png(report):
     per = [r["per_op"].get("max_lsb") for r in report.layers]
     acc = [r["accumulated"].get("max_lsb") for r in report.layers]
+    failed = [(bool(r["per_op"].get("error")), bool(r["accumulated"].get("error"))) for r in report.layers]
     names = [r["name"] for r in report.layers]
     n = max(len(names), 1)
     top = max([v for v in per + acc if v is not None] + [2])
@@ -833,8 +1033,8 @@ def _render_png(report):
         x = left + i * slot + 4
         for k, (v, color) in enumerate(((per[i], per_c), (acc[i], acc_c))):
             bx = x + k * 10
-            if v is None:
-                cv.text(bx, y0 - 9, "?", bad_c)
+            if v is None:   # '?' no number (an error), 'F' a float tensor (no grid to count LSB on)
+                cv.text(bx, y0 - 9, "?" if failed[i][k] else "F", bad_c if failed[i][k] else (120, 120, 120))
                 continue
             c = bad_c if (k == 0 and v > 1) else color
             cv.rect(bx, min(ypos(v), y0 - 1), bx + 9, y0, c)
@@ -849,15 +1049,16 @@ def build_parser():
         description="Layer-by-layer fidelity of a PyTorch-quantized model converted to circle: each "
                     "layer's error in LSB, fed PyTorch's own inputs (per-op) and through the graph "
                     "(accumulated), on onert or TICO's reference runtime.")
-    p.add_argument("model", help="TorchScript file of a quantized model")
-    p.add_argument("--input_shapes", default=None, help="e.g. 1,3,224,224 (several separated by ':')")
+    p.add_argument("model", help="TorchScript file of a quantized model, or a PT2E .pt2 (torch.export.save)")
+    p.add_argument("--input_shapes", default=None, help="e.g. 1,3,224,224 (several separated by ':'); "
+                                                        "TorchScript only (a .pt2 records its shapes)")
     p.add_argument("--input", action="append", default=None, metavar="X.npy",
                    help="model input in PyTorch's layout (repeat for several inputs); default: random "
                         "values on the input quantizer's grid")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="auto: onert where it runs and is known right, TICO elsewhere")
-    p.add_argument("--engine", default=None, help="PyTorch quantized engine to run the model under "
-                                                  "(x86, qnnpack, ...; default: torch's current one)")
+    p.add_argument("--engine", default=None, help="PyTorch quantized engine to run a TorchScript model "
+                                                  "under (x86, qnnpack, ...; default: torch's current one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
     p.add_argument("--fc_as_conv", action="store_true", help="convert with --fc_as_conv (onert-exact FC)")
     p.add_argument("--io_layout", choices=("nchw", "nhwc"), default=None)

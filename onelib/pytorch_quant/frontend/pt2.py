@@ -96,7 +96,8 @@ QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
 # ops whose circle kernels need the output on the input's grid (PyTorch's quantized kernels too)
-SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten", "reshape", "hardtanh"}
+SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten", "reshape", "hardtanh", "permute",
+             "upsample"}
 
 
 def load_pt2(path, options):
@@ -499,6 +500,10 @@ class _Walker(object):
         self.alias = {}        # output of an identity op -> its input
         self.users = {}        # value name -> [node or _OUTPUT]
         self.outputs = []      # names of the user outputs
+        # for the fidelity report only (graph.pt2_nodes): id(Tensor) -> name of the graph node
+        # whose value it holds (a quantize node for integer codes, else the float node)
+        self.node_of = {}
+        self.dq_node = {}      # id(quantized Tensor) -> a dequantize node reading its integers
 
     # -- setup -------------------------------------------------------------------------------
     def _read_signature(self):
@@ -525,6 +530,7 @@ class _Walker(object):
                     shape = tuple(_static_int(s, "dimension of input '%s'" % arg.name, self.source)
                                   for s in sizes)
                 t = Tensor(arg.name, shape, "float32")
+                self.node_of[id(t)] = arg.name
                 self.graph.inputs.append(t)
                 self.values[arg.name] = t
                 n_user += 1
@@ -597,6 +603,11 @@ class _Walker(object):
                 "to them, so the circle model clamps too (MINIMUM/MAXIMUM on the grid): %s"
                 % (len(self.range_clamps), ", ".join(self.range_clamps)))
         registry.infer_shapes(self.graph)
+        for key, f in self.float_of.items():   # a dequantize: PyTorch's dequantize node, if any
+            node = self.dq_node.get(key) or self.node_of.get(key)
+            if node is not None:
+                self.node_of[id(f)] = node
+        self.graph.pt2_nodes = self.node_of   # in memory only; the conversion never reads it
         return self.graph
 
     def visit(self, node):
@@ -773,6 +784,7 @@ class _Walker(object):
             out = Tensor(name, None, acts[0].dtype if grid is None else spec.dtype,
                          (acts[0].qparams if grid is None else spec.qparams).copy())
         self.graph.ops.append(Op(kind, ins + list(consts), [out], attrs, name))
+        self.node_of[id(out)] = node.output   # its quantize node, if any, takes over below
         if spec is not None and not spec.matches(out):
             out = self.quantize(out, spec, name + "/requantize")
         self.values[node.output] = out
@@ -794,6 +806,7 @@ def _quantize_per_tensor(w, node):
         raise _Unsupported("input is not a tensor")
     # PT2E: the op's output was already given this grid (emit); else quantize the float value
     w.values[node.output] = w.quantize(v, spec, v.name + "/quantize")
+    w.node_of[id(w.values[node.output])] = node.output   # these integers are this node's output
 
 
 @reader(QD + "quantize_per_channel.default")
@@ -871,6 +884,7 @@ def _dequantize_per_tensor(w, node):
         raise ConversionError("%s: %s reads '%s' as %s %r, but it holds %s %r"
                               % (w.source, node.name, v.name, spec.dtype, spec.qparams, v.dtype, v.qparams))
     w.values[node.output] = v   # the same integers; readers decide float or quantized
+    w.dq_node.setdefault(id(v), node.output)
 
 
 @reader(QD + "dequantize_per_channel.default")
@@ -1053,3 +1067,87 @@ def _sigmoid(w, node):
 @reader("aten.hardswish.default", "aten.hardswish_.default")
 def _hardswish(w, node):
     w.emit("hardswish", node, [w.act(node)])
+
+
+@reader("aten.hardsigmoid.default", "aten.hardsigmoid_.default")
+def _hardsigmoid(w, node):
+    w.emit("hardsigmoid", node, [w.act(node)])
+
+
+def _sizes(w, ref, what):
+    """The static shape of value ``ref`` as the program records it (tensor_values)."""
+    name = ref.name if isinstance(ref, _Ref) else None
+    meta = w.jgraph.get("tensor_values", {}).get(name) if name else None
+    if not meta or "sizes" not in meta:
+        raise _Unsupported("the shape of %s is not recorded" % what)
+    return [_static_int(v, "dimension of %s" % what, w.source) for v in meta["sizes"]]
+
+
+@reader("aten.permute.default")
+def _permute(w, node):
+    dims = w.arg(node, "dims")
+    if not isinstance(dims, list) or any(not isinstance(d, int) for d in dims):
+        raise _Unsupported("dims %r are not constant" % (dims,))
+    w.emit("permute", node, [w.act(node)], attrs={"dims": [int(d) for d in dims]})
+
+
+@reader("aten.transpose.int")
+def _transpose(w, node):
+    x = w.act(node)
+    rank = len(_sizes(w, node.args.get("self"), "the input"))
+    dims = list(range(rank))
+    a, b = int(w.arg(node, "dim0")) % rank, int(w.arg(node, "dim1")) % rank
+    dims[a], dims[b] = dims[b], dims[a]
+    w.emit("permute", node, [x], attrs={"dims": dims})
+
+
+@reader("aten.chunk.default", "aten.split.Tensor", "aten.split_with_sizes.default",
+        "aten.unsafe_split.Tensor", "aten.unsafe_split_with_sizes.default")
+def _split(w, node):
+    """chunk/split: one ``split`` op, the pieces on the input's grid (they are views of it); a
+    piece that PyTorch then quantizes onto another grid is requantized by its quantize node."""
+    x = w.act(node)
+    shape = _sizes(w, node.args.get("self"), "the input")
+    d = int(w.arg(node, "dim", 0)) % len(shape)
+    n = shape[d]
+    if node.target == "aten.chunk.default":
+        step = -(-n // int(w.arg(node, "chunks")))
+        sizes = [min(step, n - i) for i in range(0, n, step)]
+    elif "with_sizes" in node.target:
+        sizes = [int(v) for v in w.arg(node, "split_sizes")]
+    else:
+        a = int(w.arg(node, "split_size"))
+        sizes = [min(a, n - i) for i in range(0, n, a)]
+    if sum(sizes) != n or any(v <= 0 for v in sizes) or len(sizes) != len(node.outputs):
+        raise _Unsupported("split sizes %s do not cover %d elements in %d outputs"
+                           % (sizes, n, len(node.outputs)))
+    name = _op_name(node)
+    outs = [Tensor("%s:%d" % (name, i), None, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+            for i in range(len(sizes))]
+    w.graph.ops.append(Op("split", [x], outs, {"dim": d, "sizes": sizes}, name))
+    for o, t in zip(node.outputs, outs):
+        w.values[o] = t
+        w.node_of[id(t)] = o
+
+
+@reader("aten.upsample_bilinear2d.vec", "aten.upsample_nearest2d.vec", "aten._upsample_nearest_exact2d.vec",
+        "aten.upsample_bilinear2d.default", "aten.upsample_nearest2d.default")
+def _upsample(w, node):
+    """F.interpolate: the output on the input's grid (requantized when PyTorch chose another)."""
+    t = node.target
+    mode = "bilinear" if "bilinear" in t else ("nearest_exact" if "exact" in t else "nearest")
+    size = w.arg(node, "output_size")
+    scales = w.arg(node, "scale_factors")
+    if scales is None and (w.arg(node, "scales_h") is not None or w.arg(node, "scales_w") is not None):
+        scales = [w.arg(node, "scales_h"), w.arg(node, "scales_w")]
+    if size is None and scales is None:
+        raise _Unsupported("interpolate without a constant size or scale factor")
+    if size is not None:
+        if any(not isinstance(v, int) for v in size):
+            raise _Unsupported("output size %r is not constant" % (size,))
+        size = [int(v) for v in size]
+    if scales is not None:
+        scales = [None if v is None else float(v) for v in scales]
+    w.emit("upsample", node, [w.act(node, "input" if "input" in node.args else "self")],
+           attrs={"mode": mode, "size": size, "scales": scales,
+                  "align_corners": bool(w.arg(node, "align_corners", False))})

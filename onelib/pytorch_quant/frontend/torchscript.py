@@ -817,6 +817,8 @@ def _int_arith(w, node):
     """Arithmetic on sizes (``c // groups`` in a channel shuffle): traced graphs compute shapes
     from ``aten::size``; with known input shapes these fold to numbers."""
     ins = _inputs(node)
+    if any(isinstance(w.values.get(v.unique()), Tensor) for v in ins[:2]):
+        return _float_arith(w, node)
     a, b = _number(w.const(ins[0])), _number(w.const(ins[1]))
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
         raise _Unsupported("arithmetic on tensors (only on sizes)")
@@ -840,3 +842,99 @@ def _dynamic(w, node):
     raise _Unsupported("dynamic quantization: activations are quantized at run time and carry no "
                        "qparams, so there is no integer model to write; quantize statically "
                        "(eager/FX PTQ or QAT, or PT2E)")
+
+
+def _const_array(v):
+    """A Python number or a constant (frozen) float tensor as a float32 array, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return np.array(v, np.float32)
+    if hasattr(v, "is_quantized") and not v.is_quantized and hasattr(v, "detach"):
+        return v.detach().cpu().numpy().astype(np.float32)
+    return None
+
+
+def _float_arith(w, node):
+    """``x * c``, ``x + c``, ``(x - m) / s`` ... on a FLOAT activation and a constant (a number or
+    a frozen tensor): the float preprocessing before the QuantStub (torchvision's transform_input
+    of GoogLeNet / Inception-v3, user normalisation). Runs in float in circle as in PyTorch."""
+    ins = _inputs(node)
+    kind = node.kind().split("::")[1]
+    if kind not in ("add", "sub", "mul", "div"):
+        raise _Unsupported("%s on tensors" % kind)
+    a, b = w.values.get(ins[0].unique()), w.values.get(ins[1].unique())
+    reverse = not isinstance(a, Tensor)
+    x, other = (b, ins[0]) if reverse else (a, ins[1])
+    if isinstance(w.values.get(other.unique()), Tensor):
+        raise _Unsupported("%s of two float tensors" % kind)
+    if x.qparams is not None:
+        raise _Unsupported("%s on a quantized tensor (use FloatFunctional / quantized ops)" % kind)
+    c = _const_array(w.const(other))
+    if c is None:
+        raise _Unsupported("%s with an operand that is not a constant" % kind)
+    if kind in ("add", "sub") and len(ins) > 2:
+        alpha = w.const(ins[2])
+        if alpha not in (None, 1):
+            c = c * np.float32(alpha)   # x + alpha * c (PyTorch scales the other operand)
+            if reverse:
+                raise _Unsupported("%s with alpha on a reversed operand" % kind)
+    if kind == "div" and len(ins) > 2 and w.const(ins[2]) is not None:
+        raise _Unsupported("div with rounding_mode")
+    ct = Tensor(w.name_for(node, "/const"), c.shape, "float32", None, c)
+    w.emit("binary_const", node, [x, ct], {"op": kind, "reverse": reverse}, dtype="float32")
+
+
+@reader("aten::select")
+def _select(w, node):
+    """``x[:, i]`` on a float tensor (transform_input): the piece i of a split, without that axis."""
+    x, dim, index = _inputs(node)
+    xt = w.tensor(x, node)
+    shape = _known_shape(w, xt)
+    d = int(w.const(dim)) % len(shape)
+    n = shape[d]
+    i = int(w.const(index)) % n
+    piece = _slice_piece(w, node, xt, d, i, i + 1, "/slice")
+    new = shape[:d] + shape[d + 1:]
+    w.emit("reshape", node, [piece], {"shape": new})
+
+
+@reader("aten::slice")
+def _slice(w, node):
+    """``x[a:b]`` with step 1: nothing for the whole axis (``x[:, 0]`` traces a full slice of dim
+    0 first), else the piece of a split."""
+    ins = _inputs(node)
+    x, dim, start, end = ins[:4]
+    step = w.const(ins[4]) if len(ins) > 4 else 1
+    lst = w.const(x)
+    if isinstance(lst, (list, tuple)):   # a list of sizes (``x.shape[-2:]`` in a scripted model)
+        w.values[node.output().unique()] = list(lst)[slice(w.const(start), w.const(end), step)]
+        return
+    xt = w.tensor(x, node)
+    shape = _known_shape(w, xt)
+    d = int(w.const(dim)) % len(shape)
+    n = shape[d]
+    a, b = w.const(start), w.const(end)
+    a = 0 if a is None else int(a)
+    b = n if b is None else int(b)
+    a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
+    a, b = max(0, min(a, n)), max(0, min(b, n))
+    if step not in (None, 1) or b <= a:
+        raise _Unsupported("slice with step %r or an empty range" % (step,))
+    if a == 0 and b == n:
+        w.values[node.output().unique()] = xt
+        return
+    out = _slice_piece(w, node, xt, d, a, b, "")
+    w.values[node.output().unique()] = out
+    w.origin[id(out)] = node.output()
+
+
+def _slice_piece(w, node, xt, d, a, b, suffix):
+    n = _known_shape(w, xt)[d]
+    sizes = [v for v in (a, b - a, n - b) if v > 0]
+    which = 1 if a > 0 else 0
+    name = w.name_for(node, suffix)
+    outs = [Tensor("%s:%d" % (name, k), None, xt.dtype, xt.qparams.copy() if xt.qparams is not None else None)
+            for k in range(len(sizes))]
+    w.graph.ops.append(Op("split", [xt], outs, {"dim": d, "sizes": sizes}, name=name))
+    return outs[which]

@@ -175,3 +175,36 @@ def lower_hardswish(ctx, op):
         ctx.emit("QUANTIZE", [yf], [y], {}, op.name)
     assert tuple(shape) == tuple(y.shape)
     ctx.define(out, y)
+
+
+# -------------------------------------------------------------- float arithmetic with a constant
+# ``x * c + d`` on the float input before the QuantStub: torchvision's GoogLeNet and Inception-v3
+# (transform_input, on in their pretrained quantized forms) and user-side normalisation
+# ``(x - mean) / std`` run in float in PyTorch, and so they do in circle.
+_FLOAT_BINARY = {"add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV"}
+
+
+@shape("binary_const")
+def binary_const_shape(op):
+    return tuple(np.broadcast_shapes(tuple(op.inputs[0].shape), tuple(op.inputs[1].shape)))
+
+
+@lowering("binary_const")
+def lower_binary_const(ctx, op):
+    """x <op> c (or c <op> x when ``reverse``), float32, c a constant broadcast as PyTorch does."""
+    x_src, c_src = op.inputs[0], op.inputs[1]
+    out = op.outputs[0]
+    if x_src.qparams is not None or out.qparams is not None:
+        raise ConversionError("%s: arithmetic on a quantized tensor outside a quantized op" % op.name)
+    r = len(out.shape)
+    x = _aligned(ctx, x_src, r, op.name + "/x")
+    c = np.asarray(c_src.data, np.float32)
+    c = c.reshape((1,) * (r - c.ndim) + c.shape)
+    if r == 4:
+        c = np.transpose(c, (0, 2, 3, 1))
+    ct = ctx.const(op.name + "/const", np.ascontiguousarray(c))
+    y = ctx.like(out)
+    ins = [ct, x] if op.attrs.get("reverse") else [x, ct]
+    kind = _FLOAT_BINARY[op.attrs["op"]]
+    ctx.emit(kind, ins, [y], {"fusedActivationFunction": 0}, op.name)
+    ctx.define(out, y)

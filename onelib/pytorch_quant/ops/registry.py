@@ -13,7 +13,7 @@ QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams
 FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
                  "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish",
                  "hardsigmoid", "tanh", "leaky_relu", "elu", "softmax", "permute", "split",
-                 "upsample", "constant_pad"}
+                 "upsample", "constant_pad", "binary_const"}
 
 
 def shape(*kinds):
