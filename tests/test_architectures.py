@@ -193,10 +193,3 @@ def test_qnnpack_reference_is_layout_independent(arch):
             for h in handles:
                 h.remove()
     assert torch.equal(plain, forced)
-
-
-def test_print_table():
-    """Not a check: the README table of the cases above (pytest -s shows it)."""
-    if RESULTS:
-        print()
-        print(A.markdown_table(RESULTS))

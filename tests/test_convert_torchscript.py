@@ -191,12 +191,6 @@ def test_not_a_model_file(tmp_path):
         api.convert(str(p))
 
 
-def test_print_results_table():
-    """Not a check: prints the LSB table gathered above (pytest -s shows it) for the README."""
-    for key in sorted(RESULTS):
-        print("LSB", " ".join(key), RESULTS[key])
-
-
 @pytest.mark.parametrize("name", ["conv_relu_conv_conv", "inverted_residual", "classifier"])
 def test_scripted_archive_is_frozen_and_walked(name, tmp_path):
     """torch.jit.script keeps the quantized modules' input-rank checks as `if`s; with the input

@@ -385,9 +385,3 @@ def test_op(runs, name, engine):
         assert isinstance(y, OracleError) and case.onert in str(y), \
             "%s: onert was expected to refuse (%s) but %s; update the op table" % (
                 name, case.onert, "ran" if not isinstance(y, Exception) else "failed otherwise: %s" % y)
-
-
-def test_print_lsb_table():
-    """Not a check: the measured max LSB per case (pytest -s shows it) for the README table."""
-    for key in sorted(MEASURED):
-        print("LSB", " ".join(key), MEASURED[key])

@@ -329,12 +329,3 @@ def test_lists_every_unsupported_op(tmp_path):
     items = dict((kind.split(":")[0], path) for path, kind in e.value.items)
     assert set(items) == {"aten.slice.Tensor", "aten.sin.default", "aten.cumsum.default"}, e.value.items
     assert items["aten.sin.default"].startswith("head/")
-
-
-def test_zz_report():
-    """Not a check: prints the LSB table (run with -s to see it)."""
-    if not RESULTS:
-        pytest.skip("no numeric results in this run")
-    print("\nmodel              recipe      oracle  maxLSB  max|dy|")
-    for (name, recipe, oracle), (worst, diff) in sorted(RESULTS.items()):
-        print("%-18s %-11s %-7s %6d  %.3g" % (name, recipe, oracle, worst, diff))

@@ -166,9 +166,3 @@ def test_all_codes(circles, name, grid):
             bad = np.nonzero(d.reshape(-1) > LIMIT)[0]
             assert bad.size == 0, "%s/%s %s vs PyTorch %s: %d codes off by > %d LSB, e.g. input code %d: %d vs %d" % (
                 name, grid, oracle, engine, bad.size, LIMIT, bad[0], y.reshape(-1)[bad[0]], ref.reshape(-1)[bad[0]])
-
-
-def test_print_lsb_table():
-    """Not a check: the measured max LSB (pytest -s shows it) for the README op table."""
-    for key in sorted(MEASURED):
-        print("LSB", " ".join(key), MEASURED[key])
