@@ -227,3 +227,44 @@ def test_data_dependent_control_flow_is_refused(tmp_path):
     with pytest.raises(ConversionError) as e:
         api.convert(path, api.ConvertOptions(input_shapes=[[1, 3, 4, 4]]))
     assert "prim::If" in str(e.value) and "trace the model" in str(e.value)
+
+
+def test_two_inputs_two_outputs_keep_their_names(tmp_path):
+    """Several inputs (one QuantStub each) and outputs: shapes given per input with ':', the
+    circle's inputs and outputs carry PyTorch's names, and both outputs match PyTorch."""
+    import torch
+    import torch.nn as nn
+    import torch.ao.quantization as tq
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qa, self.qb = tq.QuantStub(), tq.QuantStub()
+            self.dqa, self.dqb = tq.DeQuantStub(), tq.DeQuantStub()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(10, 4)
+
+        def forward(self, image, vector):
+            return self.dqa(self.conv(self.qa(image))), self.dqb(self.fc(self.qb(vector)))
+
+    with qmodels.engine_ctx("x86"):
+        m = Two().eval()
+        m.qconfig = tq.get_default_qconfig("x86")
+        tq.prepare(m, inplace=True)
+        for _ in range(4):
+            m(torch.randn(1, 3, 8, 8), torch.randn(1, 10))
+        tq.convert(m, inplace=True)
+        path = os.path.join(str(tmp_path), "two.pt")
+        torch.jit.save(torch.jit.trace(m, (torch.zeros(1, 3, 8, 8), torch.zeros(1, 10))), path)
+        a = qmodels.grid_input((float(m.qa.scale), int(m.qa.zero_point)), (1, 3, 8, 8), qmax=127)
+        b = qmodels.grid_input((float(m.qb.scale), int(m.qb.zero_point)), (1, 10), seed=1, qmax=127)
+        ra, rb = [r.numpy() for r in m(torch.from_numpy(a), torch.from_numpy(b))]
+    conv = api.convert(path, api.ConvertOptions(input_shapes=[[1, 3, 8, 8], [1, 10]], fc_as_conv=True))
+    assert [t.name for t in conv.graph.inputs] == ["image", "vector"]
+    assert [t.name for t in conv.graph.outputs] == ["dqa", "dqb"]
+    cpath = os.path.join(str(tmp_path), "two.circle")
+    with open(cpath, "wb") as f:
+        f.write(conv.circle)
+    for ya, yb in (run_onert(cpath, [a, b]), run_tico(conv.circle, [a, b])):
+        assert lsb(ya, ra, float(m.conv.scale)) <= SINGLE_OP_LSB
+        assert lsb(yb, rb, float(m.fc.scale)) <= SINGLE_OP_LSB

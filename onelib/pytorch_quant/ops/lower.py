@@ -109,7 +109,10 @@ def lower_graph(graph, options, ctx=None):
     for t in graph.outputs:
         ct = ctx.value(t)
         if len(t.shape) == 4 and not nhwc_io:
-            ct = ctx.transpose(ct, NHWC_TO_NCHW, t.name + "/nchw")
+            # the model's output keeps the PyTorch name; the NHWC tensor inside gets the suffix
+            base = ct.name
+            ct.name = base + "/nhwc"
+            ct = ctx.transpose(ct, NHWC_TO_NCHW, base)
         if any(ct is i for i in ctx.out.inputs) or any(ct is o for o in ctx.out.outputs):
             # a graph output that is also an input (or repeated) needs its own tensor
             cp = Tensor(t.name + "/out", ct.shape, ct.dtype, ct.qparams.copy() if ct.qparams else None)
