@@ -88,7 +88,8 @@ def test_single_op(name, engine, tmp_path):
 NETWORK_CASES = [(n, "ptq", e) for n in sorted(qmodels.MODELS) for e in qmodels.ENGINES]
 NETWORK_CASES += [("inverted_residual", "qat", "x86"), ("classifier", "qat", "qnnpack"),
                   ("basic_block", "fx", "x86"), ("classifier", "fx", "x86"),
-                  ("conv_relu_conv_conv", "fx", "qnnpack")]
+                  ("conv_relu_conv_conv", "fx", "qnnpack"), ("classifier", "ptq", "fbgemm"),
+                  ("inverted_residual", "qat", "fbgemm")]
 
 
 def pytorch_spread(path, x, ref, engine):
