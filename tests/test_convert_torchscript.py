@@ -230,6 +230,44 @@ def test_data_dependent_control_flow_is_refused(tmp_path):
     assert "prim::If" in str(e.value) and "trace the model" in str(e.value)
 
 
+def test_float_avg_pool_after_dequant_stub(tmp_path):
+    """avg_pool2d after the DeQuantStub runs in float; with count_include_pad (the default) and
+    padding that TFLite SAME would also give, the padding must still be an explicit PAD (a float
+    one: no qparams to copy) so the zeros count as in PyTorch. This raised AttributeError."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class PoolAfterDequant(qmodels.QModel):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+        def body(self, x):
+            return self.conv(x)
+
+        def forward(self, x):
+            return F.avg_pool2d(self.dequant(self.body(self.quant(x))), 3, 1, 1)
+
+    shape = (1, 3, 8, 8)
+    q = qmodels.quantize_eager(PoolAfterDequant(), "x86", shape)
+    path = os.path.join(str(tmp_path), "pool_after_dequant.pt")
+    qmodels.trace_and_save(q, shape, path, engine="x86")
+    conv = convert_file(path, shape)
+    kinds = [op.kind for op in conv.graph.ops]
+    pad = conv.graph.ops[kinds.index("PAD")]
+    assert kinds[kinds.index("DEQUANTIZE"):] == ["DEQUANTIZE", "PAD", "AVERAGE_POOL_2D", "TRANSPOSE"]
+    assert pad.outputs[0].dtype == "float32" and pad.outputs[0].qparams is None
+    x = qmodels.grid_input(q, shape, qmax=127)
+    with torch.no_grad(), qmodels.engine_ctx("x86"):
+        want = q(torch.from_numpy(x)).numpy()
+    got = run_onert(conv.circle, [x])[0]
+    # the conv may round 1 LSB apart (onert's requantization); the average of such values too,
+    # while border windows averaged without the padded zeros would be off by far more
+    step = float(q.conv.scale)
+    assert got.shape == want.shape and np.abs(got - want).max() <= step * 1.001, np.abs(got - want).max() / step
+
+
 def test_two_inputs_two_outputs_keep_their_names(tmp_path):
     """Several inputs (one QuantStub each) and outputs: shapes given per input with ':', the
     circle's inputs and outputs carry PyTorch's names, and both outputs match PyTorch."""

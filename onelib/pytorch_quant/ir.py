@@ -9,7 +9,7 @@ A graph lives in two stages with the same classes:
 
 Nothing here knows torch or flatbuffers.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List
 
 import numpy as np
 
@@ -139,28 +139,6 @@ class Graph(object):
         dead_ids = set(id(o) for o in dead)
         self.ops = [o for o in self.ops if id(o) not in dead_ids]
 
-    def topo_sort(self):
-        """Order ops so that each comes after the producers of its inputs (stable)."""
-        prod = self.producers()
-        done, order = set(), []
-
-        def visit(op, stack):
-            if id(op) in done:
-                return
-            if id(op) in stack:
-                raise ValueError("graph has a cycle at %s" % op)
-            stack.add(id(op))
-            for t in op.inputs:
-                if t is not None and id(t) in prod:
-                    visit(prod[id(t)], stack)
-            stack.discard(id(op))
-            done.add(id(op))
-            order.append(op)
-
-        for op in self.ops:
-            visit(op, set())
-        self.ops = order
-
     def prune(self):
         """Drop ops whose outputs nobody reads (dead branches left by folding)."""
         live = set(id(t) for t in self.outputs)
@@ -187,8 +165,3 @@ class Graph(object):
             else:
                 used[base] = 0
                 t.name = base
-
-
-def shape_str(shape):
-    # type: (Optional[Sequence[int]]) -> str
-    return "?" if shape is None else "x".join(str(s) for s in shape)

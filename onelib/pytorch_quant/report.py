@@ -63,7 +63,6 @@ __all__ = ["fidelity", "FidelityReport", "main", "RUNTIMES",
            "REPORT_KEYS", "LAYER_KEYS", "STATS_KEYS", "FINAL_KEYS"]
 
 RUNTIMES = ("auto", "onert", "tico")
-TOP_K = (1, 5)
 
 REPORT_KEYS = ("model", "engine", "runtime", "input", "options", "layers", "first_over_1lsb",
                "final", "notes", "timings")

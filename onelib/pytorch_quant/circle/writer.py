@@ -1,4 +1,5 @@
-"""circle-stage IR -> circle bytes. The only module (with reader.py) that knows flatbuffers.
+"""circle-stage IR -> circle bytes. The only module that builds flatbuffers (verify.py reads them
+through circle_schema's object API).
 
 Each circle op kind names its BuiltinOperator and, where it has one, its options table; the op's
 ``attrs`` are the option fields by their object-API names (``strideW``, ``fusedActivationFunction``).

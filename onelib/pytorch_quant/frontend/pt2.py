@@ -55,8 +55,9 @@ import zipfile
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
-from ..ir import Graph, Op, QParams, Tensor
+from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, Tensor
 from ..ops import registry
+from ..ops.quant import INT_RANGE
 
 # schema majors of models/*.json this reader understands (torch/_export/serde/schema.py)
 KNOWN_SCHEMA_MAJORS = (8,)
@@ -64,8 +65,6 @@ KNOWN_SCHEMA_MAJORS = (8,)
 # torch/_export/serde/schema.py ScalarType codes -> numpy dtype names
 SCALAR_TYPES = {1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16",
                 7: "float32", 8: "float64", 12: "bool", 13: "bfloat16"}
-_QUANT_DTYPES = ("uint8", "int8", "int16")
-_INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
 
 READERS = {}
 
@@ -702,7 +701,7 @@ class _Walker(object):
         by more than the one code of a symmetric range (x86 reduce_range: 0..127), clamp
         explicitly, on the grid, so that no integer can differ (a clamp commutes with the
         quantizer)."""
-        lo, hi = _INT_RANGE[spec.dtype]
+        lo, hi = INT_RANGE[spec.dtype]
         need_lo, need_hi = spec.qmin > lo + 1, spec.qmax < hi - 1
         if not (need_lo or need_hi):
             return t
@@ -720,7 +719,7 @@ class _Walker(object):
         return self.clamped[key]
 
     # -- quantization of op outputs -----------------------------------------------------------
-    def qspec(self, node, dtypes=_QUANT_DTYPES):
+    def qspec(self, node, dtypes=QUANT_INT_DTYPES):
         """The dtype/qparams/range of a per-tensor quantize or dequantize node."""
         dt = node.args.get("dtype")
         dtype = dt.name if isinstance(dt, _Dtype) else None
@@ -800,7 +799,7 @@ def _quantize_per_tensor(w, node):
     spec = w.qspec(node)
     v = w.value(node.args.get("input"))
     if isinstance(v, Tensor) and v.is_const:
-        w.values[node.output] = _QInts(_quantize_array(v.data, spec.qparams, spec, None), spec)
+        w.values[node.output] = _QInts(_quantize_array(v.data, spec, None), spec)
         return
     if not isinstance(v, Tensor):
         raise _Unsupported("input is not a tensor")
@@ -815,12 +814,13 @@ def _quantize_per_channel(w, node):
     spec = _channel_spec(w, node)
     if not (isinstance(v, Tensor) and v.is_const):
         raise _Unsupported("per-channel quantization of an activation")
-    w.values[node.output] = _QInts(_quantize_array(v.data, spec.qparams, spec, spec.qparams.axis), spec)
+    w.values[node.output] = _QInts(_quantize_array(v.data, spec, spec.qparams.axis), spec)
 
 
-def _quantize_array(data, q, spec, axis):
+def _quantize_array(data, spec, axis):
     """quantized_decomposed.quantize_per_* evaluated the way torch does: x * (1 / scale) in
     float32, rounded half to even, plus the zero point, clamped to quant_min..quant_max."""
+    q = spec.qparams
     x = np.asarray(data, dtype=np.float32)
     if axis is None:
         inv = np.float32(1.0 / float(q.scale[0]))
@@ -874,7 +874,7 @@ def _dequantize_per_tensor(w, node):
     v = w.value(node.args.get("input"))
     if isinstance(v, _QInts) or (isinstance(v, Tensor) and v.is_const):
         # a per-tensor weight, or an int32 bias from a custom quantizer
-        w.values[node.output] = _dequantized_const(w, node, v, w.qspec(node, _QUANT_DTYPES + ("int32",)))
+        w.values[node.output] = _dequantized_const(w, node, v, w.qspec(node, QUANT_INT_DTYPES + ("int32",)))
         return
     if not isinstance(v, Tensor):
         raise _Unsupported("input is not a tensor")

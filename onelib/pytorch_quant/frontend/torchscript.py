@@ -331,7 +331,7 @@ def _dequantize(w, node):
     w.graph.ops[-1].outputs[0].qparams = None
 
 
-def _weight_tensor(w, node, qw, name):
+def _weight_tensor(qw, name):
     """A torch qint8 weight -> int8 Tensor with its qparams (channel axis as torch has it)."""
     import torch
     ints = qw.int_repr().numpy().copy()
@@ -377,7 +377,7 @@ def _conv2d(w, node):
     name = w.name_for(node)
     attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
              "groups": int(pp.groups()), "act": "relu" if node.kind().endswith("_relu") else None}
-    w.emit("conv2d", node, [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+    w.emit("conv2d", node, [w.tensor(x, node), _weight_tensor(qw, name), _bias_tensor(b, name)],
            attrs, qparams=_qp(w.const(s), w.const(z)))
 
 
@@ -387,7 +387,7 @@ def _linear(w, node):
     pp, qw, b = _packed(w, node, "linear_unpack")
     name = w.name_for(node)
     attrs = {"act": "relu" if node.kind().endswith("_relu") else None}
-    w.emit("linear", node, [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+    w.emit("linear", node, [w.tensor(x, node), _weight_tensor(qw, name), _bias_tensor(b, name)],
            attrs, qparams=_qp(w.const(s), w.const(z)))
 
 
@@ -630,7 +630,7 @@ def _conv_transpose2d(w, node):
     attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
              "output_padding": list(pp.output_padding()), "groups": int(pp.groups()), "act": None}
     w.emit("conv_transpose2d", node,
-           [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+           [w.tensor(x, node), _weight_tensor(qw, name), _bias_tensor(b, name)],
            attrs, qparams=_qp(w.const(s), w.const(z)))
 
 
@@ -645,7 +645,7 @@ def _conv1d(w, node):
     name = w.name_for(node)
     attrs = {"stride": list(pp.stride()), "padding": list(pp.padding()), "dilation": list(pp.dilation()),
              "groups": int(pp.groups()), "act": "relu" if node.kind().endswith("_relu") else None}
-    w.emit("conv1d", node, [w.tensor(x, node), _weight_tensor(w, node, qw, name), _bias_tensor(b, name)],
+    w.emit("conv1d", node, [w.tensor(x, node), _weight_tensor(qw, name), _bias_tensor(b, name)],
            attrs, qparams=_qp(w.const(s), w.const(z)))
 
 

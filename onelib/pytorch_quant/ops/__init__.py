@@ -15,7 +15,8 @@ conv2d                 x, weight (int8/uint8 OIHW, QParams     stride[2], paddin
                        or None)
 linear                 x, weight [O, I], bias                  act
 add, mul               a, b (broadcasting)                     act
-add_scalar, mul_scalar x                                       scalar (float), act; output qparams derived
+add_scalar             x                                       scalar (float), act; output qparams derived
+mul_scalar             x                                       (same as add_scalar; ``@qparams_rule``)
 cat                    x0, x1, ...                             dim
 hardtanh               x                                       min, max (relu = 0, inf; relu6 = 0, 6)
 sigmoid, hardswish     x                                       -
@@ -44,8 +45,11 @@ conv1d                 x [N, C, L], weight [O, I/g, 1, k]      stride, padding, 
                                                                groups, act
 batch_norm2d           x, weight, bias, running_mean,          eps, act
                        running_var (float32 [C] consts)
+binary_const           x (float32), c (float32 const)          op ("add" | "sub" | "mul" | "div"), reverse
+                                                               (c <op> x); float preprocessing only
 =====================  ======================================  ==========================================
 
-Each kind has a shape rule (``@shape``) and a lowering (``@lowering``) in one module of this
-package; ``registry.FLOAT_CAPABLE`` lists kinds whose lowering also handles float tensors.
+Each kind has exactly one shape rule (``@shape``) and one lowering (``@lowering``) in one module
+of this package (tests/test_op_table.py checks this table against them);
+``registry.FLOAT_CAPABLE`` lists kinds whose lowering also handles float tensors.
 """

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..ir import Tensor
 from .lower import nhwc_axis
-from .registry import lowering, shape
+from .registry import lowering, same_shape, shape
 
 # luci's fixed output qparams (one-conventions.md §5.3) per model dtype
 FIXED_QPARAMS = {
@@ -30,11 +30,7 @@ FIXED_QPARAMS = {
 SOFTMAX_SCALES = {"1/256": 1.0 / 256.0, "1/255": 1.0 / 255.0}
 
 
-def _same_shape(op):
-    return op.inputs[0].shape
-
-
-shape("hardsigmoid", "tanh", "leaky_relu", "elu", "softmax")(_same_shape)
+shape("hardsigmoid", "tanh", "leaky_relu", "elu", "softmax")(same_shape)
 
 
 def fixed_qparams(kind, dtype, options=None):
@@ -83,12 +79,12 @@ class FloatIsland(object):
         self.ctx.emit(kind, inputs, [out], attrs or {}, "%s/%s" % (self.name, tag))
         return out
 
-    def output(self, shape=None):
+    def output(self, shape=None, tag="float_out"):
         """The float tensor the body's last op must write (the result itself when the source op
-        runs in float; otherwise what QUANTIZE reads)."""
+        runs in float; otherwise what QUANTIZE reads, named ``tag``)."""
         out = self.src_op.outputs[0]
         self.y = self.ctx.like(out) if shape is None else self.ctx.like(out, shape=shape)
-        return self.y if out.qparams is None else self.tmp("float_out", self.y.shape)
+        return self.y if out.qparams is None else self.tmp(tag, self.y.shape)
 
     def done(self, last):
         if self.y.qparams is not None:

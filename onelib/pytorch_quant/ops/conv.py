@@ -23,18 +23,21 @@ def conv2d_shape(op):
     return (x.shape[0], w.shape[0], hw[0], hw[1])
 
 
-def window_padding(ctx, x, src_name, kernel, stride, padding, dilation, fill="zero_point", extra_end=(0, 0)):
+def window_padding(ctx, x, src_name, kernel, stride, padding, dilation, fill="zero_point", extra_end=(0, 0),
+                   allow_same=True):
     """Express PyTorch's symmetric padding the circle way.
 
     SAME when TFLite's SAME gives the same windows (same output size and same leading pad), VALID
     when there is none, otherwise an explicit PAD (quantized PAD fills with the zero point, i.e. a
     real 0) or PADV2 with ``fill`` (max pooling pads with the lowest code) and VALID.
+    ``allow_same=False`` always pads explicitly: SAME average pooling leaves the padding out of
+    its count, so count_include_pad needs the padded zeros as real elements.
     Returns (tensor to feed, padding enum).
     """
     n = ctx_hw(x)
     if padding == [0, 0] and extra_end == (0, 0):
         return x, VALID
-    same = True
+    same = allow_same
     for i in range(2):
         eff = dilation[i] * (kernel[i] - 1) + 1
         t_out = (n[i] + 2 * padding[i] + extra_end[i] - eff) // stride[i] + 1
@@ -109,13 +112,13 @@ def lower_conv2d(ctx, op):
     y = ctx.like(out_src)
     if groups == 1:
         wt = ctx.const(weight.name, weight.data.transpose(0, 2, 3, 1), weight.qparams)   # OIHW -> OHWI
-        bias = _bias(op, b, src_x, w, out_ch, op.name + ".bias")
+        bias = _bias(b, src_x, w, out_ch, op.name + ".bias")
         ctx.emit("CONV_2D", [x, wt, bias], [y], common, op.name)
     elif groups == in_ch:
         # depthwise: torch [C*m, 1, kh, kw] -> circle [1, kh, kw, C*m], channel axis 3
         q = weight.qparams.copy(axis=3) if weight.qparams is not None else None
         wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), q)
-        bias = _bias(op, b, src_x, w, out_ch, op.name + ".bias")
+        bias = _bias(b, src_x, w, out_ch, op.name + ".bias")
         attrs = dict(common, depthMultiplier=out_ch // in_ch)
         ctx.emit("DEPTHWISE_CONV_2D", [x, wt, bias], [y], attrs, op.name)
     else:
@@ -123,7 +126,7 @@ def lower_conv2d(ctx, op):
     ctx.define(out_src, y)
 
 
-def _bias(op, b, src_x, w, n_out, name):
+def _bias(b, src_x, w, n_out, name):
     if src_x.qparams is None:
         return b  # already the float bias
     return quantize_bias(b, src_x.qparams, w.qparams, src_x.dtype, n_out, name)

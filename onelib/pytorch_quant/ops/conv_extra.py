@@ -9,7 +9,7 @@ from ..errors import ConversionError
 from ..ir import Op, QParams, Tensor
 from .conv import ACT, VALID, conv_out, lower_conv2d
 from .quant import INT_RANGE, model_weight, quantize_bias
-from .registry import lowering, shape
+from .registry import lowering, same_shape, shape
 
 
 # ------------------------------------------------------------------------------- conv1d
@@ -105,9 +105,7 @@ def lower_conv_transpose2d(ctx, op):
 
 
 # ------------------------------------------------------------------------------- batch_norm2d
-@shape("batch_norm2d")
-def batch_norm2d_shape(op):
-    return op.inputs[0].shape
+shape("batch_norm2d")(same_shape)
 
 
 @lowering("batch_norm2d")

@@ -1,17 +1,14 @@
-"""quantize, dequantize, add, mul, add_scalar, mul_scalar, hardtanh (relu, relu6), sigmoid, hardswish."""
+"""quantize, dequantize, add, mul, add_scalar, mul_scalar, hardtanh (relu, relu6), sigmoid, hardswish;
+binary_const (float arithmetic with a constant before the QuantStub)."""
 import numpy as np
 
 from ..errors import ConversionError
 from ..ir import QParams
+from .activation import FloatIsland, fixed_qparams_unary
 from .conv import ACT
 from .lower import nhwc_shape
 from .quant import INT_RANGE, quantize_value
-from .registry import lowering, qparams_rule, shape
-
-
-def same_shape(op):
-    return op.inputs[0].shape
-
+from .registry import lowering, qparams_rule, same_shape, shape
 
 shape("quantize", "dequantize", "hardtanh", "sigmoid", "hardswish",
       "add_scalar", "mul_scalar")(same_shape)
@@ -142,7 +139,6 @@ def lower_hardtanh(ctx, op):
 def lower_sigmoid(ctx, op):
     """LOGISTIC on luci's fixed grid (1/256, 0), which is PyTorch's too; a sigmoid observed onto
     another grid (quantized::sigmoid with its own qparams) runs in float (ops/activation.py)."""
-    from .activation import fixed_qparams_unary
     fixed_qparams_unary(ctx, op, "LOGISTIC")
 
 
@@ -155,26 +151,13 @@ def lower_hardswish(ctx, op):
     dequantizes, computes in float and requantizes, so this is the same arithmetic: within 1 LSB
     on all 256 input codes (tests/test_unary_exhaustive.py).
     """
-    x = ctx.value(op.inputs[0])
-    out = op.outputs[0]
-    f = x
-    if x.qparams is not None:
-        f = ctx.like(op.inputs[0], name=op.name + "/float", qparams=None, dtype="float32")
-        ctx.emit("DEQUANTIZE", [x], [f], {}, op.name + "/dequantize")
-    shape = f.shape
-    r6 = ctx.like(out, name=op.name + "/relu6", qparams=None, dtype="float32")
-    ctx.emit("ADD", [f, ctx.const(op.name + "/three", np.array([3.0], np.float32))], [r6],
-             {"fusedActivationFunction": ACT["relu6"]}, op.name + "/add3_relu6")
-    prod = ctx.like(out, name=op.name + "/x_relu6", qparams=None, dtype="float32")
-    ctx.emit("MUL", [f, r6], [prod], {"fusedActivationFunction": 0}, op.name + "/mul")
-    y = ctx.like(out)
-    yf = y if out.qparams is None else ctx.like(out, name=op.name + "/div6", qparams=None, dtype="float32")
-    ctx.emit("MUL", [prod, ctx.const(op.name + "/one_sixth", np.array([1.0 / 6.0], np.float32))], [yf],
-             {"fusedActivationFunction": 0}, op.name + "/div6")
-    if out.qparams is not None:
-        ctx.emit("QUANTIZE", [yf], [y], {}, op.name)
-    assert tuple(shape) == tuple(y.shape)
-    ctx.define(out, y)
+    isl = FloatIsland(ctx, op)
+    r6 = isl.op("ADD", [isl.x, isl.const("three", 3.0)], "add3_relu6",
+                {"fusedActivationFunction": ACT["relu6"]}, out=isl.tmp("relu6"))
+    prod = isl.op("MUL", [isl.x, r6], "mul", {"fusedActivationFunction": 0}, out=isl.tmp("x_relu6"))
+    y = isl.op("MUL", [prod, isl.const("one_sixth", 1.0 / 6.0)], "div6", {"fusedActivationFunction": 0},
+               out=isl.output(tag="div6"))
+    ctx.define(op.outputs[0], isl.done(y))
 
 
 # -------------------------------------------------------------- float arithmetic with a constant

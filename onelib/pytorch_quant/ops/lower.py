@@ -47,9 +47,6 @@ class LowerCtx(object):
         return Tensor(name or src.name, nhwc_shape(src.shape) if shape is None else shape,
                       dtype or src.dtype, q.copy() if q is not None else None)
 
-    def tensor(self, name, shape, dtype, qparams=None):
-        return Tensor(name, shape, dtype, qparams)
-
     def const(self, name, array, qparams=None):
         array = np.ascontiguousarray(array)
         return Tensor(name, array.shape, str(array.dtype), qparams, array)

@@ -82,9 +82,7 @@ def lower_avg_pool2d(ctx, op):
     if a["padding"] != [0, 0] and a["count_include_pad"]:
         # padded zeros count in PyTorch's average: pad explicitly with the zero point (real 0)
         x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
-                                fill="zero_point")
-        if pad != VALID:  # SAME would leave the padding out of the count
-            x, pad = _explicit_pad(ctx, x, op.name, a["padding"])
+                                fill="zero_point", allow_same=False)
     else:
         x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
                                 fill="zero_point")
@@ -96,15 +94,6 @@ def lower_avg_pool2d(ctx, op):
     y = ctx.like(op.outputs[0])
     ctx.emit("AVERAGE_POOL_2D", [x], [y], _pool_attrs(a, pad), op.name)
     ctx.define(op.outputs[0], y)
-
-
-def _explicit_pad(ctx, x, name, padding):
-    from ..ir import Tensor
-    pads = np.array([[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]], np.int32)
-    shape = (x.shape[0], x.shape[1] + 2 * padding[0], x.shape[2] + 2 * padding[1], x.shape[3])
-    out = Tensor(name + "/pad", shape, x.dtype, x.qparams.copy())
-    ctx.emit("PAD", [x, ctx.const(name + "/paddings", pads)], [out], {}, name + "/pad")
-    return out, VALID
 
 
 @shape("adaptive_avg_pool2d")

@@ -69,7 +69,7 @@ def quantize_bias(bias, in_q, w_q, act_dtype, n_out, name):
         ints = np.round(bias.data.astype(np.float64) / scale_vec.astype(np.float64))
     lo, hi = INT_RANGE[dtype]
     ints = np.clip(ints, lo, hi).astype(dtype)
-    q = QParams(scale if scale.size > 1 else scale[:1], np.zeros(scale.size, np.int64), 0)
+    q = QParams(scale, np.zeros(scale.size, np.int64), 0)
     return Tensor(name, ints.shape, dtype, q, ints)
 
 

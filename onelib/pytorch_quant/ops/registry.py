@@ -16,39 +16,37 @@ FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "m
                  "upsample", "constant_pad", "binary_const"}
 
 
-def shape(*kinds):
+def _register(table, kinds):
     def deco(fn):
         for k in kinds:
-            SHAPES[k] = fn
+            # a second rule for one kind would silently replace the first
+            assert k not in table, "two rules for %s" % k
+            table[k] = fn
         return fn
     return deco
+
+
+def shape(*kinds):
+    return _register(SHAPES, kinds)
 
 
 def lowering(*kinds):
-    def deco(fn):
-        for k in kinds:
-            LOWERINGS[k] = fn
-        return fn
-    return deco
+    return _register(LOWERINGS, kinds)
 
 
 def qparams_rule(*kinds):
-    def deco(fn):
-        for k in kinds:
-            QPARAMS[k] = fn
-        return fn
-    return deco
+    return _register(QPARAMS, kinds)
+
+
+def same_shape(op):
+    """The shape rule of ops whose output has their first input's shape."""
+    return op.inputs[0].shape
 
 
 def _load_all():
     # importing the op modules fills the tables
     from . import conv, elementwise, pool, shape_ops  # noqa: F401
     from . import activation, conv_extra, layout, pad, resize  # noqa: F401
-
-
-def supported_kinds():
-    _load_all()
-    return sorted(LOWERINGS)
 
 
 def derive_qparams(op):

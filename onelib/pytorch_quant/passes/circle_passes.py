@@ -1,7 +1,7 @@
 """Passes over the circle-stage graph (circle op names, NHWC)."""
 import numpy as np
 
-from ..ir import Tensor
+from ..ir import Op, Tensor
 
 # ops whose fusedActivationFunction can take a following RELU / RELU6 / RELU_N1_TO_1
 FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "SUB",
@@ -35,9 +35,7 @@ def fuse_activation(graph, options):
         if not same_grid or x.dtype != y.dtype:
             continue
         p.attrs["fusedActivationFunction"] = ACT_CODE[op.kind]
-        y_name = y.name
         p.outputs = [y if t is x else t for t in p.outputs]
-        y.name = y_name
         dead.append(op)
     graph.remove_ops(dead)
 
@@ -65,8 +63,7 @@ def cancel_transposes(graph, options):
             if p is None or q is None or [p[i] for i in q] != list(range(len(q))):
                 continue
             src, out = first.inputs[0], op.outputs[0]
-            if any(out is t for t in graph.outputs) or any(src is t for t in graph.inputs) and \
-                    any(out is t for t in graph.outputs):
+            if any(out is t for t in graph.outputs):
                 continue
             graph.replace_uses(out, src)
             graph.remove_ops([op])
@@ -92,24 +89,20 @@ def fc_as_conv(graph, options):
         rows = int(np.prod(x.shape[:-1]))
         n = w.shape[0]
         name = op.name
-
-        def reshape(t, shape, tname):
-            out = Tensor(tname, shape, t.dtype, t.qparams.copy() if t.qparams is not None else None)
-            sh = Tensor(tname + "/shape", (len(shape),), "int32", None, np.array(shape, np.int32))
-            return out, _op("RESHAPE", [t, sh], [out], {"newShape": list(shape)}, tname)
-
-        x4, r1 = reshape(x, (rows, 1, 1, k), name + "/as_nhwc")
+        x4, r1 = _reshape(x, (rows, 1, 1, k), name + "/as_nhwc")
         w4 = Tensor(w.name, (n, 1, 1, k), w.dtype, w.qparams.copy(axis=0), w.data.reshape(n, 1, 1, k))
         y4 = Tensor(name + "/conv", (rows, 1, 1, n), y.dtype, y.qparams.copy() if y.qparams is not None else None)
-        conv = _op("CONV_2D", [x4, w4, b], [y4],
-                   {"padding": 1, "strideW": 1, "strideH": 1, "dilationWFactor": 1, "dilationHFactor": 1,
-                    "fusedActivationFunction": op.attrs.get("fusedActivationFunction", 0)}, name)
+        conv = Op("CONV_2D", [x4, w4, b], [y4],
+                  {"padding": 1, "strideW": 1, "strideH": 1, "dilationWFactor": 1, "dilationHFactor": 1,
+                   "fusedActivationFunction": op.attrs.get("fusedActivationFunction", 0)}, name)
         sh = Tensor(name + "/out_shape", (len(y.shape),), "int32", None, np.array(y.shape, np.int32))
-        r2 = _op("RESHAPE", [y4, sh], [y], {"newShape": list(y.shape)}, name + "/from_nhwc")
+        r2 = Op("RESHAPE", [y4, sh], [y], {"newShape": list(y.shape)}, name + "/from_nhwc")
         new_ops.extend([r1, conv, r2])
     graph.ops = new_ops
 
 
-def _op(kind, inputs, outputs, attrs, name):
-    from ..ir import Op
-    return Op(kind, inputs, outputs, attrs, name)
+def _reshape(t, shape, name):
+    """(output, RESHAPE op) of ``t`` to ``shape``, on its grid."""
+    out = Tensor(name, shape, t.dtype, t.qparams.copy() if t.qparams is not None else None)
+    sh = Tensor(name + "/shape", (len(shape),), "int32", None, np.array(shape, np.int32))
+    return out, Op("RESHAPE", [t, sh], [out], {"newShape": list(shape)}, name)

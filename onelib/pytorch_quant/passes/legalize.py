@@ -1,7 +1,7 @@
 """Circle-stage legalisation for what onert cannot run, with no change to any value."""
 import numpy as np
 
-from ..ir import Op, Tensor
+from ..ir import QUANT_INT_DTYPES, Op, Tensor
 from ..ops.quant import quantize_value
 
 # the clamp range of each named activation, in real numbers
@@ -23,7 +23,7 @@ def relu_as_min_max(graph, options):
         rng = _RANGES.get(op.kind)
         x, y = (op.inputs[0], op.outputs[0]) if op.inputs and op.outputs else (None, None)
         if rng is None or x.qparams is None or y.qparams is None or not x.qparams.same_as(y.qparams) \
-                or x.dtype != y.dtype or x.dtype not in ("uint8", "int8", "int16"):
+                or x.dtype != y.dtype or x.dtype not in QUANT_INT_DTYPES:
             new_ops.append(op)
             continue
         lo, hi = rng
