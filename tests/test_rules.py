@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 
 import qmodels
 from onelib.pytorch_quant import api
@@ -110,3 +111,21 @@ def test_padding_that_is_not_same_becomes_pad_with_the_zero_point(tmp_path):
     assert "PAD" in kinds
     c = [op for op in conv.graph.ops if op.kind == "CONV_2D"][0]
     assert c.attrs["padding"] == 1  # VALID after the explicit PAD
+
+
+def test_dead_channel_gets_a_scale_its_bias_fits_under_and_stays_exact():
+    """A channel whose weight codes are all zero point has real weights 0 at any scale: raising
+    its tiny observer scale so the int32 bias fits is exact; a live channel is left alone."""
+    from onelib.pytorch_quant.ops.quant import fit_bias_of_dead_channels
+    ints = np.array([[3, -2], [0, 0]], np.int8)
+    w = Tensor("w", ints.shape, "int8", QParams(np.array([0.01, 1.19e-7], np.float32), [0, 0], 0), ints)
+    b = Tensor("b", (2,), "float32", None, np.array([0.5, 40.0], np.float32))
+    in_q = QParams(np.float32(0.02), 0)
+    with pytest.raises(Exception, match="does not fit int32"):
+        quantize_bias(b, in_q, w.qparams, "uint8", 2, "b")           # 40 / (0.02 * 1.19e-7) > 2^31
+    w2 = fit_bias_of_dead_channels(w, b, in_q, "uint8")
+    assert w2.qparams.scale[0] == w.qparams.scale[0]                 # the live channel keeps its scale
+    qb = quantize_bias(b, in_q, w2.qparams, "uint8", 2, "b")
+    real = qb.data.astype(np.float64) * qb.qparams.scale.astype(np.float64)
+    assert abs(real[1] - 40.0) < 1e-3 and abs(real[0] - 0.5) < 1e-4
+    assert np.array_equal(w2.data, w.data)                           # same codes: real weights still 0

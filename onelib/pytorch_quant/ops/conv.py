@@ -3,7 +3,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..ir import QParams, Tensor
-from .quant import model_weight, quantize_bias
+from .quant import fit_bias_of_dead_channels, model_weight, quantize_bias
 from .registry import lowering, shape
 
 ACT = {None: 0, "relu": 1, "relu_n1_to_1": 2, "relu6": 3}
@@ -105,6 +105,7 @@ def lower_conv2d(ctx, op):
     elif w.qparams is None:
         raise ConversionError("%s: conv2d weight is not quantized but its input is" % op.name)
     else:
+        w = fit_bias_of_dead_channels(w, b, src_x.qparams, act_dtype)
         weight = model_weight(w, act_dtype, op.name + ".weight")
     common = {"padding": pad, "strideW": a["stride"][1], "strideH": a["stride"][0],
               "dilationWFactor": a["dilation"][1], "dilationHFactor": a["dilation"][0],
@@ -186,6 +187,7 @@ def lower_linear(ctx, op):
         weight, bias = _float_conv_inputs(op, w, b)
         wt = ctx.const(weight.name, weight.data)
     else:
+        w = fit_bias_of_dead_channels(w, b, src_x.qparams, act_dtype)
         weight = model_weight(w, act_dtype, op.name + ".weight")
         wt = ctx.const(weight.name, weight.data, weight.qparams.copy(axis=0))
         bias = quantize_bias(b, src_x.qparams, w.qparams, act_dtype, w.shape[0], op.name + ".bias")

@@ -68,9 +68,37 @@ def quantize_bias(bias, in_q, w_q, act_dtype, n_out, name):
     else:
         ints = np.round(bias.data.astype(np.float64) / scale_vec.astype(np.float64))
     lo, hi = INT_RANGE[dtype]
-    ints = np.clip(ints, lo, hi).astype(dtype)
+    over = (ints < lo) | (ints > hi)
+    if np.any(over):
+        raise ConversionError("%s: bias of channel(s) %s does not fit %s at scale in_scale * w_scale "
+                              "(luci's rule); the weight scales of those channels are too small for "
+                              "their bias" % (name, list(np.nonzero(over)[0][:8]), dtype))
+    ints = ints.astype(dtype)
     q = QParams(scale, np.zeros(scale.size, np.int64), 0)
     return Tensor(name, ints.shape, dtype, q, ints)
+
+
+def fit_bias_of_dead_channels(w, bias, in_q, act_dtype):
+    """Give a weight channel whose codes are all its zero point a scale its bias fits under.
+
+    The bias scale is in_scale * w_scale[c] (luci's rule). Observers give an all-zero channel
+    (pruned, or dead after BN folding) a tiny scale, so its float bias can overflow int32 and
+    would be clipped. Such a channel's real weights are 0 whatever its scale, so raising that
+    one scale is exact. Returns ``w`` itself when nothing needs it.
+    """
+    q = w.qparams
+    if bias is None or bias.qparams is not None or q is None or q.per_tensor:
+        return w
+    hi = INT_RANGE[BIAS_DTYPE[act_dtype]][1]
+    axis_data = np.moveaxis(w.data.astype(np.int64), q.axis, 0).reshape(q.scale.size, -1)
+    dead = np.all(axis_data == q.zero_point.reshape(-1, 1), axis=1)
+    need = np.abs(bias.data.astype(np.float64)) / (float(in_q.scale[0]) * (hi // 2))
+    grow = dead & (need > q.scale.astype(np.float64))
+    if not grow.any():
+        return w
+    scale = q.scale.copy()
+    scale[grow] = need[grow].astype(np.float32)
+    return Tensor(w.name, w.shape, w.dtype, QParams(scale, q.zero_point, q.axis), w.data)
 
 
 def quantize_value(value, q, dtype):
