@@ -140,6 +140,56 @@ class ConvAvgPool(nn.Module):
         return F.avg_pool2d(self.conv(x), 2)
 
 
+class TransformInput(nn.Module):
+    """torchvision GoogLeNet / Inception-v3 ``transform_input`` (``x[:, i]`` -> unsqueeze ->
+    ``* c + d`` -> cat, before the first quantizer; XNNPACK quantizes the constants and the
+    arithmetic), then a conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        x0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+        x1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+        x2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+        return self.conv(torch.cat((x0, x1, x2), 1))
+
+
+class Normalize(nn.Module):
+    """``(x / 255 - mean) / std`` with (1, 3, 1, 1) buffers, ``c - x`` and ``add(.., alpha)``,
+    all float before the first quantizer, then a conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))
+
+    def forward(self, x):
+        y = (x / 255.0 - self.mean) / self.std
+        return self.conv(torch.add(0.5 - y, self.mean, alpha=0.5))
+
+
+class SliceFeatures(nn.Module):
+    """Slices of a quantized feature map (PT2E shares the input's qparams, or quantizes the
+    slice onto the next op's grid): channels into a conv, spatial crops into a cat, a whole-axis
+    slice (an alias), and ``x[:, i]`` / squeeze / unsqueeze views no quantizer annotates."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = self.conv2(y[:, 2:6])
+        crop = y[:, :, 1:5, 2:7]
+        one = y[:, 7].unsqueeze(1)[:, :, 1:5, 2:7]
+        last = y[:, -1:].squeeze(1).unsqueeze(1)[:, :, 1:5, 2:7]
+        return torch.cat([z[:, :, 1:5, 2:7], crop[:, :3], one, last], 1)[:, 0:12]
+
+
 # --------------------------------------------------------------------------- blocks
 class InvertedResidual(nn.Module):
     """MobileNetV2's block: 1x1 expand + ReLU6, 3x3 depthwise + ReLU6, 1x1 project, residual add."""
@@ -224,6 +274,9 @@ MODELS = {
     "conv_sigmoid": (lambda: ConvThen("sigmoid"), [(1, 3, 8, 8)]),
     "conv_maxpool": (lambda: ConvMaxPool(), [(1, 3, 8, 8)]),
     "conv_avgpool": (lambda: ConvAvgPool(), [(1, 3, 8, 8)]),
+    "transform_input": (lambda: TransformInput(), [(1, 3, 8, 8)]),
+    "normalize": (lambda: Normalize(), [(1, 3, 8, 8)]),
+    "slice_features": (lambda: SliceFeatures(), [(1, 3, 8, 8)]),
     "conv_pool_linear": (lambda: ConvPoolLinear(), [(1, 3, 8, 8)]),
     "inverted_residual": (lambda: InvertedResidual(8, 4), [(1, 8, 8, 8)]),
     "basic_block": (lambda: BasicBlock(8), [(1, 8, 8, 8)]),

@@ -557,7 +557,7 @@ class _Walker(object):
     def _index_uses(self):
         """Identity ops become aliases; every value learns who reads it (through aliases)."""
         for node in self.nodes:
-            if node.target in IDENTITY and self._identity_ok(node):
+            if (node.target in IDENTITY and self._identity_ok(node)) or self._full_slice(node):
                 src = node.args.get("self", node.args.get("input"))
                 if isinstance(src, _Ref) and node.output:
                     self.alias[node.output] = self.resolve(src.name)
@@ -573,6 +573,17 @@ class _Walker(object):
     def _identity_ok(node):
         return not (node.target.startswith("aten.dropout") or "_dropout" in node.target) or \
             not node.args.get("train", False)
+
+    def _full_slice(self, node):
+        """``x[:, 0:n]`` over the whole axis with step 1 returns ``x`` (an alias, so that the op
+        before it still folds into the quantizer after it)."""
+        if node.target != "aten.slice.Tensor":
+            return False
+        try:
+            bounds = _slice_bounds(self, node)
+        except (_Unsupported, ConversionError):   # the reader says why
+            return False
+        return bounds[1] == 0 and bounds[2] == bounds[3]
 
     def resolve(self, name):
         while name in self.alias:
@@ -982,16 +993,75 @@ def _number(v):
     return float(v)
 
 
-@reader("aten.add.Tensor", "aten.add_.Tensor", "aten.mul.Tensor", "aten.mul_.Tensor")
+ARITH = ("add", "sub", "mul", "div")
+
+
+@reader(*["aten.%s.%s" % (k, v) for k in ARITH + tuple(a + "_" for a in ARITH) for v in ("Tensor", "Scalar")]
+        + ["aten.rsub.Tensor", "aten.rsub.Scalar"])
 def _binary(w, node):
+    """add/mul of two computed tensors: the ``add``/``mul`` source op (quantized when PT2E
+    quantized it). Any of add/sub/mul/div of a computed tensor and a constant (a number, a
+    buffer, a lifted tensor constant, or a constant PT2E quantized and dequantizes, as XNNPACK
+    does with the ``* c + d`` of torchvision's transform_input): ``binary_const`` in float, as
+    PyTorch computes it (dequantized input, float arithmetic, then the next quantizer)."""
     kind = node.target.split(".")[1].rstrip("_")
-    other = w.value(node.args.get("other"))
-    if not isinstance(other, Tensor):
-        raise _Unsupported("%s with the Python number %r (only tensor operands convert)" % (kind, other))
+    reverse = kind == "rsub"
+    kind = "sub" if reverse else kind
+    a, b = w.value(node.args.get("self")), w.value(node.args.get("other"))
     alpha = w.arg(node, "alpha", 1)
+    if _is_act(a) and _is_act(b):
+        if kind not in ("add", "mul"):
+            raise _Unsupported("%s of two computed tensors (only add and mul convert)" % kind)
+        if alpha != 1:
+            raise _Unsupported("alpha=%r" % (alpha,))
+        w.emit(kind, node, [w.act(node, "self"), w.act(node, "other")], attrs={"act": None})
+        return
+    if _is_act(a) == _is_act(b):
+        raise _Unsupported("%s of two constants (nothing computed from the inputs)" % kind)
+    # torch: add/sub(self, other, alpha) = self +- alpha * other; rsub = other - alpha * self
+    const_key = "other" if _is_act(a) else "self"
+    x_key = "self" if const_key == "other" else "other"
+    reverse = reverse != (const_key == "self")   # True: c <op> x
+    c = _const_float(w.value(node.args.get(const_key)))
+    if c is None:
+        raise _Unsupported("%s with an operand that is not a constant" % kind)
     if alpha != 1:
-        raise _Unsupported("alpha=%r" % alpha)
-    w.emit(kind, node, [w.act(node, "self"), w.act(node, "other")], attrs={"act": None})
+        scaled = "self" if node.target.startswith("aten.rsub") else "other"
+        if scaled != const_key or isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise _Unsupported("alpha=%r on the computed operand" % (alpha,))
+        c = (c * np.float32(alpha)).astype(np.float32)
+    if c.ndim > len(_sizes(w, node.args.get(x_key), "the input")):
+        raise _Unsupported("the constant has more dimensions than the tensor")
+    ct = Tensor(_op_name(node) + "/const", c.shape, "float32", None, c)
+    w.emit("binary_const", node, [w.act(node, x_key)], [ct], {"op": kind, "reverse": reverse},
+           quantizable=False)
+
+
+def _is_act(v):
+    return isinstance(v, Tensor) and not v.is_const
+
+
+def _const_float(v):
+    """A number, or a constant tensor (float, integer, or quantized integers a dequantize reads),
+    as the float32 array PyTorch computes with; None for anything else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return np.array(v, np.float32)
+    if isinstance(v, _QInts):
+        return None
+    if not (isinstance(v, Tensor) and v.is_const):
+        return None
+    data = np.asarray(v.data)
+    if v.qparams is None:
+        return data.astype(np.float32)
+    q = v.qparams   # dequantize_per_*: (q - zp) * scale in float32
+    shape = [1] * data.ndim
+    if not q.per_tensor:
+        shape[q.axis % data.ndim] = -1
+    scale = q.scale.astype(np.float32).reshape(shape if not q.per_tensor else [])
+    zp = q.zero_point.astype(np.float32).reshape(shape if not q.per_tensor else [])
+    return ((data.astype(np.float32) - zp) * scale).astype(np.float32)
 
 
 @reader("aten.cat.default")
@@ -1128,6 +1198,79 @@ def _split(w, node):
     for o, t in zip(node.outputs, outs):
         w.values[o] = t
         w.node_of[id(t)] = o
+
+
+def _slice_bounds(w, node):
+    """(dim, start, end, size of the axis) of ``aten.slice.Tensor``, clamped as PyTorch does."""
+    shape = _sizes(w, node.args.get("self"), "the input")
+    d = int(w.arg(node, "dim", 0)) % len(shape)
+    n = shape[d]
+    a, b, step = w.arg(node, "start", 0), w.arg(node, "end", n), w.arg(node, "step", 1)
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b, step)):
+        raise _Unsupported("start, end or step (%r, %r, %r) is not a constant" % (a, b, step))
+    if step != 1:
+        raise _Unsupported("slice with step %d (only step 1 converts)" % step)
+    a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
+    a, b = max(0, min(a, n)), max(0, min(b, n))
+    if b <= a:
+        raise _Unsupported("empty slice %d:%d of an axis of %d" % (a, b, n))
+    return d, a, b, n
+
+
+def _keep(w, node, x, kind, attrs, name):
+    """A view op (slice, select, squeeze): it moves no value, so the output keeps the input's
+    dtype and grid, quantized or float (slicing commutes with dequantize); a reader that
+    quantizes it onto another grid requantizes it (``quantize``)."""
+    out = Tensor(name, None, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+    w.graph.ops.append(Op(kind, [x], [out], attrs, name))
+    w.values[node.output] = out
+    w.node_of[id(out)] = node.output
+    return out
+
+
+def _piece(w, node, x, d, a, b, n, name):
+    """Elements a..b-1 of axis d: one piece of a ``split`` (what the TorchScript frontend
+    emits for a slice), on the input's grid."""
+    sizes = [v for v in (a, b - a, n - b) if v > 0]
+    outs = [Tensor("%s:%d" % (name, k), None, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+            for k in range(len(sizes))]
+    w.graph.ops.append(Op("split", [x], outs, {"dim": d, "sizes": sizes}, name))
+    return outs[1 if a > 0 else 0]
+
+
+@reader("aten.slice.Tensor")
+def _slice(w, node):
+    """``x[:, a:b]`` with step 1 (the whole axis is an alias, see ``_Walker._full_slice``)."""
+    x = w.act(node)
+    d, a, b, n = _slice_bounds(w, node)
+    out = _piece(w, node, x, d, a, b, n, _op_name(node))
+    w.values[node.output] = out
+    w.node_of[id(out)] = node.output
+
+
+@reader("aten.select.int")
+def _select(w, node):
+    """``x[:, i]``: the piece i of a split, then a reshape without that axis."""
+    x = w.act(node)
+    shape = _sizes(w, node.args.get("self"), "the input")
+    d = int(w.arg(node, "dim", 0)) % len(shape)
+    n = shape[d]
+    i = w.arg(node, "index", 0)
+    if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+        raise _Unsupported("index %r is not a constant in -%d..%d" % (i, n, n - 1))
+    i %= n
+    name = _op_name(node)
+    piece = _piece(w, node, x, d, i, i + 1, n, name + "/slice")
+    _keep(w, node, piece, "reshape", {"shape": shape[:d] + shape[d + 1:]}, name)
+
+
+@reader("aten.unsqueeze.default", "aten.unsqueeze_.default", "aten.squeeze.default", "aten.squeeze.dim",
+        "aten.squeeze.dims", "aten.squeeze_.dim", "aten.squeeze_.dims")
+def _squeeze(w, node):
+    """squeeze/unsqueeze move no element: a reshape to the shape the program records."""
+    x = w.act(node)
+    shape = _sizes(w, _Ref(node.output), "the output")
+    _keep(w, node, x, "reshape", {"shape": shape}, _op_name(node))
 
 
 @reader("aten.upsample_bilinear2d.vec", "aten.upsample_nearest2d.vec", "aten._upsample_nearest_exact2d.vec",
