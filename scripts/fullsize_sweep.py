@@ -44,6 +44,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.ao.nn.quantized import FloatFunctional  # noqa: E402
 
+import archmodels as A  # noqa: E402
 import qmodels as Q  # noqa: E402
 
 
@@ -95,20 +96,8 @@ class QNet(nn.Module):
 
 
 def init_params(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.4 / fan_in ** 0.5))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+    """qmodels' deterministic init, a little tamer for deep full-size networks."""
+    Q._init_params(model, seed, gain=1.4, spread=0.1, gamma_span=0.5)
     return model
 
 
@@ -130,6 +119,16 @@ class InvertedResidualV2(nn.Module):
         return self.conv(x)
 
 
+def _inverted_residual_fuse(model):
+    """The projection conv + BN of every InvertedResidualV2 below ``model``."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, InvertedResidualV2):
+            k = len(m.conv)
+            out.append([name + ".conv.%d" % (k - 2), name + ".conv.%d" % (k - 1)])
+    return out
+
+
 class MobileNetV2(QNet):
     """torchvision quantizable MobileNetV2 (ReLU6 replaced by ReLU, as its _replace_relu does)."""
 
@@ -148,12 +147,7 @@ class MobileNetV2(QNet):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
 
     def extra_fuse(self):
-        out = []
-        for name, m in self.named_modules():
-            if isinstance(m, InvertedResidualV2):
-                k = len(m.conv)
-                out.append([name + ".conv.%d" % (k - 2), name + ".conv.%d" % (k - 1)])
-        return out
+        return _inverted_residual_fuse(self)
 
     def body(self, x):
         x = self.features(x)
@@ -333,35 +327,10 @@ class ResNet(QNet):
 
 
 # ------------------------------------------------------------------------------ ShuffleNetV2
-def channel_shuffle(x, groups):
-    b, c, h, w = x.size()
-    x = x.view(b, groups, c // groups, h, w)
-    x = torch.transpose(x, 1, 2).contiguous()
-    return x.view(b, -1, h, w)
+class ShuffleUnit(A.ShuffleUnit):
+    """tests/archmodels.py's unit (cat, channel shuffle) with this file's ConvBNAct."""
 
-
-class ShuffleUnit(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.stride = stride
-        bf = cout // 2
-        if stride > 1:
-            self.branch1 = nn.Sequential(ConvBNAct(cin, cin, 3, stride, groups=cin, act=None),
-                                         ConvBNAct(cin, bf, 1))
-        else:
-            self.branch1 = nn.Sequential()
-        self.branch2 = nn.Sequential(ConvBNAct(cin if stride > 1 else bf, bf, 1),
-                                     ConvBNAct(bf, bf, 3, stride, groups=bf, act=None),
-                                     ConvBNAct(bf, bf, 1))
-        self.cat = FloatFunctional()
-
-    def forward(self, x):
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = self.cat.cat([x1, self.branch2(x2)], dim=1)
-        else:
-            out = self.cat.cat([self.branch1(x), self.branch2(x)], dim=1)
-        return channel_shuffle(out, 2)
+    conv_bn_act = ConvBNAct
 
 
 class ShuffleNetV2(QNet):
@@ -668,12 +637,7 @@ class SSDLite(QNet):
         self.cat_cls = FloatFunctional()
 
     def extra_fuse(self):
-        out = []
-        for name, m in self.named_modules():
-            if isinstance(m, InvertedResidualV2):
-                k = len(m.conv)
-                out.append([name + ".conv.%d" % (k - 2), name + ".conv.%d" % (k - 1)])
-        return out
+        return _inverted_residual_fuse(self)
 
     def forward(self, x):
         x = self.quant(x)

@@ -253,17 +253,22 @@ def channel_shuffle(x, groups):
 
 
 class ShuffleUnit(nn.Module):
+    # the conv+BN(+ReLU) block class: (cin, cout, k, stride, groups=, act=None | default ReLU);
+    # scripts/fullsize_sweep.py substitutes its torchvision-shaped one
+    conv_bn_act = ConvBNAct
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.stride = stride
         half = cout // 2
+        cba = self.conv_bn_act
         if stride > 1:
-            self.branch1 = nn.Sequential(ConvBNAct(cin, cin, 3, stride, groups=cin, act=None),
-                                         ConvBNAct(cin, half, 1))
+            self.branch1 = nn.Sequential(cba(cin, cin, 3, stride, groups=cin, act=None),
+                                         cba(cin, half, 1))
         b2_in = cin if stride > 1 else half
-        self.branch2 = nn.Sequential(ConvBNAct(b2_in, half, 1),
-                                     ConvBNAct(half, half, 3, stride, groups=half, act=None),
-                                     ConvBNAct(half, half, 1))
+        self.branch2 = nn.Sequential(cba(b2_in, half, 1),
+                                     cba(half, half, 3, stride, groups=half, act=None),
+                                     cba(half, half, 1))
         self.cat = FloatFunctional()
 
     def forward(self, x):

@@ -23,7 +23,7 @@ import numpy as np
 from onelib.pytorch_quant.runtimes import RuntimeFailure as OracleError
 from onelib.pytorch_quant.runtimes import run_onert, run_tico
 
-__all__ = ["OracleError", "run_onert", "run_tico", "lsb", "lsb_stats"]
+__all__ = ["OracleError", "run_onert", "run_tico", "lsb", "lsb_stats", "topk_share"]
 
 
 def _lsb_diffs(a, b, scale):
@@ -69,3 +69,16 @@ def lsb_stats(a, b, scale=None):
         return {"max": 0, "mean": 0.0, "exact_share": 1.0}
     return {"max": int(d.max()), "mean": float(d.mean()),
             "exact_share": float(np.count_nonzero(d == 0)) / d.size}
+
+
+def topk_share(want, got, k):
+    """Independent tie-aware top-k agreement: how many of ``got``'s k largest are among
+    ``want``'s k largest values (ties with ``want``'s k-th value count), averaged over rows."""
+    w, g = want.reshape(want.shape[0], -1), got.reshape(want.shape[0], -1)
+    k = min(k, w.shape[1])
+    share = []
+    for wr, gr in zip(w, g):
+        kth = sorted(wr.tolist(), reverse=True)[k - 1]
+        picked = sorted(range(len(gr)), key=lambda i: (-gr[i], i))[:k]
+        share.append(sum(1 for i in picked if wr[i] >= kth) / float(k))
+    return float(np.mean(share))

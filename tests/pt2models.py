@@ -20,6 +20,7 @@ Recipes (``RECIPES``):
 ``fold_quantize=False`` keeps float weights and an explicit ``quantize_per_channel`` in the graph.
 """
 import copy
+import os
 import warnings
 
 import numpy as np
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 # torchao's deprecation notices and the reduce_range notice say nothing about the converter
 warnings.filterwarnings("ignore", message=r"(?s).*(deprecated|reduce_range)", category=UserWarning)
 
-__all__ = ["MODELS", "RECIPES", "Quantized", "quantize", "grid_inputs", "make_model", "engine_reference"]
+__all__ = ["MODELS", "RECIPES", "Quantized", "quantize", "grid_inputs", "built_once", "make_model",
+           "engine_reference"]
 
 
 def _init(model, seed):
@@ -473,6 +475,18 @@ def grid_inputs(q, seed=7, margin=0):
         codes = np.clip(np.round(rng.randn(*shape) / scale) + zp, qmin + margin, qmax - margin)
         out.append(((codes - zp) * np.float32(scale)).astype(np.float32))
     return out
+
+
+def built_once(cache, folder, name, recipe):
+    """(Quantized, .pt2 path in ``folder``, inputs on the input grid, the program's own outputs),
+    made once per ``cache`` dict (one per test module) for each (name, recipe)."""
+    key = (name, recipe)
+    if key not in cache:
+        q = quantize(name, recipe)
+        path = q.save(os.path.join(folder, "%s_%s.pt2" % (name, recipe)))
+        x = grid_inputs(q)
+        cache[key] = (q, path, x, q.reference(x))
+    return cache[key]
 
 
 # --------------------------------------------------------------------------- PyTorch's spread

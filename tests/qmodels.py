@@ -103,26 +103,29 @@ def engine_ctx(engine):
 # Deterministic parameter initialisation
 # ----------------------------------------------------------------------------------
 
-def _init_params(module, seed):
+def _init_params(module, seed, gain=1.5, spread=0.2, gamma_span=1.0):
     """Re-initialise conv/linear/BN parameters from a private generator.
 
     BN gets non-trivial statistics on purpose: with PyTorch's default init
     (mean 0, var 1, gamma 1, beta 0) conv+BN folding would be nearly a no-op and a
     converter that forgot the fold would still pass.
+
+    Weights ~ N(0, gain^2 / fan_in); biases, BN beta and BN mean ~ N(0, spread^2);
+    BN gamma ~ U(0.5, 0.5 + gamma_span); BN var ~ U(0.5, 1.5).
     """
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.5 / fan_in ** 0.5))
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (gain / fan_in ** 0.5))
                 if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * spread)
             elif isinstance(m, nn.BatchNorm2d):
                 c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.2)
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
+                m.weight.copy_(torch.rand(c, generator=g) * gamma_span + 0.5)
+                m.bias.copy_(torch.randn(c, generator=g) * spread)
+                m.running_mean.copy_(torch.randn(c, generator=g) * spread)
                 m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
 
 

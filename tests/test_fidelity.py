@@ -16,6 +16,7 @@ import pytest
 
 import qmodels
 from oracles import lsb_stats, run_onert, run_tico
+from oracles import topk_share as _topk
 from onelib.pytorch_quant import api, report
 
 CASES = [(n, e) for n in sorted(qmodels.MODELS) for e in qmodels.ENGINES]
@@ -47,19 +48,6 @@ def built(tmp_path_factory):
 
 def _options(shape, **kw):
     return api.ConvertOptions(input_shapes=[list(shape)], **kw)
-
-
-def _topk(want, got, k):
-    """Independent tie-aware top-k agreement: how many of circle's k largest are among
-    PyTorch's k largest values (ties with PyTorch's k-th value count)."""
-    w, g = want.reshape(want.shape[0], -1), got.reshape(want.shape[0], -1)
-    k = min(k, w.shape[1])
-    share = []
-    for wr, gr in zip(w, g):
-        kth = sorted(wr.tolist(), reverse=True)[k - 1]
-        picked = sorted(range(len(gr)), key=lambda i: (-gr[i], i))[:k]
-        share.append(sum(1 for i in picked if wr[i] >= kth) / float(k))
-    return float(np.mean(share))
 
 
 def _check_final(rep, y, ref):

@@ -10,13 +10,13 @@ run of an independent conversion against the program's own output. An X86-quanti
 share of the range of PyTorch's tensor.
 """
 import json
-import os
 
 import numpy as np
 import pytest
 
 import pt2models as M
 from oracles import lsb_stats, run_onert, run_tico
+from oracles import topk_share as _topk
 from onelib.pytorch_quant import api, report
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*deprecated:UserWarning"),
@@ -34,25 +34,7 @@ def workdir(tmp_path_factory):
 
 def built(workdir, name, recipe="xnnpack"):
     """(Quantized, .pt2 path, inputs on the input grid, the program's own outputs), made once."""
-    key = (name, recipe)
-    if key not in _BUILT:
-        q = M.quantize(name, recipe)
-        path = q.save(os.path.join(workdir, "%s_%s.pt2" % (name, recipe)))
-        x = M.grid_inputs(q)
-        _BUILT[key] = (q, path, x, q.reference(x))
-    return _BUILT[key]
-
-
-def _topk(want, got, k):
-    """Independent tie-aware top-k agreement (see test_fidelity.py)."""
-    w, g = want.reshape(want.shape[0], -1), got.reshape(want.shape[0], -1)
-    k = min(k, w.shape[1])
-    share = []
-    for wr, gr in zip(w, g):
-        kth = sorted(wr.tolist(), reverse=True)[k - 1]
-        picked = sorted(range(len(gr)), key=lambda i: (-gr[i], i))[:k]
-        share.append(sum(1 for i in picked if wr[i] >= kth) / float(k))
-    return float(np.mean(share))
+    return M.built_once(_BUILT, workdir, name, recipe)
 
 
 def _check_final(rep, y, ref, scale):

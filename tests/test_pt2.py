@@ -43,13 +43,7 @@ def workdir(tmp_path_factory):
 
 def built(workdir, name, recipe):
     """(Quantized, .pt2 path, inputs, reference outputs), made once per module."""
-    key = (name, recipe)
-    if key not in _BUILT:
-        q = M.quantize(name, recipe)
-        path = q.save(os.path.join(workdir, "%s_%s.pt2" % (name, recipe)))
-        x = M.grid_inputs(q)
-        _BUILT[key] = (q, path, x, q.reference(x))
-    return _BUILT[key]
+    return M.built_once(_BUILT, workdir, name, recipe)
 
 
 def _write(workdir, conv, stem):
