@@ -129,3 +129,21 @@ def test_dead_channel_gets_a_scale_its_bias_fits_under_and_stays_exact():
     real = qb.data.astype(np.float64) * qb.qparams.scale.astype(np.float64)
     assert abs(real[1] - 40.0) < 1e-3 and abs(real[0] - 0.5) < 1e-4
     assert np.array_equal(w2.data, w.data)                           # same codes: real weights still 0
+
+
+def test_write_atomic_gives_normal_mode_and_leaves_nothing_on_refusal(tmp_path):
+    import os
+    from onelib.pytorch_quant.fileutil import write_atomic
+    out = str(tmp_path / "m.circle")
+    write_atomic(out, b"first")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~mask     # not mkstemp's 0600
+
+    def refuse(tmp):
+        assert open(tmp, "rb").read() == b"second"
+        raise ValueError("check failed")
+    with pytest.raises(ValueError):
+        write_atomic(out, b"second", check=refuse)
+    assert open(out, "rb").read() == b"first"
+    assert sorted(os.listdir(str(tmp_path))) == ["m.circle"]

@@ -1072,27 +1072,26 @@ def _cat(w, node):
     w.emit("cat", node, items, attrs={"dim": int(w.arg(node, "dim", 0))})
 
 
-@reader("aten.max_pool2d.default")
-def _max_pool2d(w, node):
+def _pool_window(w, node):
+    """kernel, stride (defaults to the kernel) and padding, as both pooling ops spell them."""
     k = _pair(w.arg(node, "kernel_size"), "kernel_size")
     s = w.arg(node, "stride", [])
-    w.emit("max_pool2d", node, [w.act(node)],
-           attrs={"kernel": k, "stride": _pair(s, "stride") if s else list(k),
-                  "padding": _pair(w.arg(node, "padding", 0), "padding"),
-                  "dilation": _pair(w.arg(node, "dilation", 1), "dilation"),
-                  "ceil_mode": bool(w.arg(node, "ceil_mode", False))})
+    return {"kernel": k, "stride": _pair(s, "stride") if s else list(k),
+            "padding": _pair(w.arg(node, "padding", 0), "padding"),
+            "ceil_mode": bool(w.arg(node, "ceil_mode", False))}
+
+
+@reader("aten.max_pool2d.default")
+def _max_pool2d(w, node):
+    attrs = dict(_pool_window(w, node), dilation=_pair(w.arg(node, "dilation", 1), "dilation"))
+    w.emit("max_pool2d", node, [w.act(node)], attrs=attrs)
 
 
 @reader("aten.avg_pool2d.default")
 def _avg_pool2d(w, node):
-    k = _pair(w.arg(node, "kernel_size"), "kernel_size")
-    s = w.arg(node, "stride", [])
-    w.emit("avg_pool2d", node, [w.act(node)],
-           attrs={"kernel": k, "stride": _pair(s, "stride") if s else list(k),
-                  "padding": _pair(w.arg(node, "padding", 0), "padding"),
-                  "ceil_mode": bool(w.arg(node, "ceil_mode", False)),
-                  "count_include_pad": bool(w.arg(node, "count_include_pad", True)),
-                  "divisor_override": w.arg(node, "divisor_override")})
+    attrs = dict(_pool_window(w, node), count_include_pad=bool(w.arg(node, "count_include_pad", True)),
+                 divisor_override=w.arg(node, "divisor_override"))
+    w.emit("avg_pool2d", node, [w.act(node)], attrs=attrs)
 
 
 @reader("aten.adaptive_avg_pool2d.default")
