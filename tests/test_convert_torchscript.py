@@ -256,8 +256,10 @@ def test_float_avg_pool_after_dequant_stub(tmp_path):
     conv = convert_file(path, shape)
     kinds = [op.kind for op in conv.graph.ops]
     pad = conv.graph.ops[kinds.index("PAD")]
-    assert kinds[kinds.index("DEQUANTIZE"):] == ["DEQUANTIZE", "PAD", "AVERAGE_POOL_2D", "TRANSPOSE"]
-    assert pad.outputs[0].dtype == "float32" and pad.outputs[0].qparams is None
+    # the zero padding runs on the integers before the DEQUANTIZE (a zero point is a real 0, so
+    # padding the codes with it and dequantizing is padding the floats with 0.0)
+    assert kinds[kinds.index("PAD"):] == ["PAD", "DEQUANTIZE", "AVERAGE_POOL_2D", "TRANSPOSE"]
+    assert pad.outputs[0].dtype == "uint8" and pad.outputs[0].qparams.same_as(pad.inputs[0].qparams)
     x = qmodels.grid_input(q, shape, qmax=127)
     with torch.no_grad(), qmodels.engine_ctx("x86"):
         want = q(torch.from_numpy(x)).numpy()

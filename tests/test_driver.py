@@ -503,6 +503,7 @@ def fakes(monkeypatch, tmp_path):
 
     fake_verify = types.ModuleType("onelib.pytorch_quant.verify")
     fake_verify.verify_circle = verify_circle
+    fake_verify.granularity_of = lambda data: None
     monkeypatch.setattr(api, "convert", convert)
     monkeypatch.setitem(sys.modules, "onelib.pytorch_quant.verify", fake_verify)
     monkeypatch.setattr(pkg, "verify", fake_verify, raising=False)
@@ -539,7 +540,7 @@ def test_flow_writes_output_and_log(fakes, capsys):
     old = os.umask(0o022)
     try:
         rc = driver_module().main(["-i", "m.pt", "-o", "m.circle", "--input_shapes", "1,3,8,8",
-                                   "--fc_as_conv", "--input_type", "uint8"])
+                                   "--profile", "onert", "--input_type", "uint8"])
     finally:
         os.umask(old)
     captured = capsys.readouterr()
@@ -553,7 +554,7 @@ def test_flow_writes_output_and_log(fakes, capsys):
                      "built-in check: 0 error(s), 0 warning(s)", "ONE tool check skipped", "wrote "):
         assert expected in log, expected
     opts = fakes.options
-    assert opts.fc_as_conv is True and opts.input_type == "uint8" and opts.input_shapes == [[1, 3, 8, 8]]
+    assert opts.profile == "onert" and opts.input_type == "uint8" and opts.input_shapes == [[1, 3, 8, 8]]
     assert opts.strict is False and opts.output_type == "float32"
     assert fakes.targets == ["onert"]
 

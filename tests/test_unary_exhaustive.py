@@ -91,6 +91,10 @@ def _op(name, in_q):
     raise ValueError(name)
 
 
+# no exact quantized form that luci's tools take (circle's ELU has no alpha; luci's fake
+# quantization has no ELU): the luci profile keeps these float, and luci's type rule says so
+LUCI_FLOAT = {"elu", "elu_alpha"}
+
 # PyTorch itself refuses: qnnpack's sigmoid supports only the 1/256 output grid
 NO_REFERENCE = {("sigmoid_observed", "qnnpack")}
 
@@ -130,18 +134,25 @@ def circles(tmp_path_factory):
                 warnings.simplefilter("ignore")   # TracerWarning: qparams become constants, as intended
                 traced = torch.jit.trace(_Model(op, in_q).eval(), torch.zeros(SHAPE), check_trace=False)
             torch.jit.save(traced, path)
-            conv = api.convert(path, api.ConvertOptions(input_shapes=[list(SHAPE)], input_type="uint8",
-                                                        output_type="uint8"))
-            cpath = path[:-3] + ".circle"
-            conv.save(cpath)
-            out[(name, grid)] = (cpath, op, conv)
+            for profile in PROFILE_ORACLES:
+                conv = api.convert(path, api.ConvertOptions(input_shapes=[list(SHAPE)], input_type="uint8",
+                                                            output_type="uint8", profile=profile))
+                cpath = "%s_%s.circle" % (path[:-3], profile)
+                conv.save(cpath)
+                out[(name, grid, profile)] = (cpath, op, conv)
     return out
 
 
+# each profile's circle runs where it is meant to run: luci's form (quantized HARD_SWISH, integer
+# hardsigmoid) on TICO's reference runtime, which onert cannot run; onert's on both
+PROFILE_ORACLES = {"luci": ("tico",), "onert": ("onert", "tico")}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_ORACLES))
 @pytest.mark.parametrize("grid", sorted(GRIDS))
 @pytest.mark.parametrize("name", OPS)
-def test_all_codes(circles, name, grid):
-    cpath, op, conv = circles[(name, grid)]
+def test_all_codes(circles, name, grid, profile):
+    cpath, op, conv = circles[(name, grid, profile)]
     in_q = GRIDS[grid]
     # the circle keeps PyTorch's output grid (x86 and qnnpack agree on it)
     _, out_q = _reference(op, in_q, "x86")
@@ -149,20 +160,27 @@ def test_all_codes(circles, name, grid):
     assert conv.graph.outputs[0].dtype == "uint8"
     assert np.float32(q.scale[0]) == np.float32(out_q[0]) and int(q.zero_point[0]) == out_q[1], \
         "output grid changed: circle %r, PyTorch %r" % (q, out_q)
-    y_tico = run_tico(cpath, [CODES])[0].astype(np.int64)
-    try:
-        y_onert = run_onert(cpath, [CODES])[0].astype(np.int64)
-    except OracleError as e:
-        pytest.fail("onert cannot run the %s lowering: %s" % (name, e))
-    assert not errors(verify_circle(conv.circle, target="luci"))
+    got = {}
+    for oracle in PROFILE_ORACLES[profile]:
+        try:
+            run = run_onert if oracle == "onert" else run_tico
+            got[oracle] = run(cpath, [CODES])[0].astype(np.int64)
+        except OracleError as e:
+            pytest.fail("%s cannot run the %s lowering (%s profile): %s" % (oracle, name, profile, e))
+    found = [str(f) for f in verify_circle(conv.circle, target="luci" if profile == "luci" else "onert")
+             if f.severity == "error" or f.rule == "float_op"]
+    if profile == "luci" and name in LUCI_FLOAT:
+        assert found and all("[float_op]" in f for f in found), found
+    else:
+        assert not found, found
     for engine in qmodels.ENGINES:
         if (name, engine) in NO_REFERENCE:
             continue
         ref, _ = _reference(op, in_q, engine)
         ref = ref.astype(np.int64)
-        for oracle, y in (("onert", y_onert), ("tico", y_tico)):
+        for oracle, y in got.items():
             d = np.abs(y - ref)
-            MEASURED[(name, grid, engine, oracle)] = int(d.max())
+            MEASURED[(name, grid, profile, engine, oracle)] = int(d.max())
             bad = np.nonzero(d.reshape(-1) > LIMIT)[0]
-            assert bad.size == 0, "%s/%s %s vs PyTorch %s: %d codes off by > %d LSB, e.g. input code %d: %d vs %d" % (
-                name, grid, oracle, engine, bad.size, LIMIT, bad[0], y.reshape(-1)[bad[0]], ref.reshape(-1)[bad[0]])
+            assert bad.size == 0, "%s/%s (%s) %s vs PyTorch %s: %d codes off by > %d LSB, e.g. input code %d: %d vs %d" % (
+                name, grid, profile, oracle, engine, bad.size, LIMIT, bad[0], y.reshape(-1)[bad[0]], ref.reshape(-1)[bad[0]])

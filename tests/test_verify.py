@@ -58,9 +58,11 @@ def good_model(*, fc_per_channel=False, standalone_relu=False, edit=None,
         fb = b.tensor("fc.bias", [5], data=fc_b, scale=_bias_scale(CONV_OUT[0], fc_scales),
                       zero_point=[0] * 5)
     else:
-        fw = b.tensor("fc.weight", [5, 12], data=fc_w, scale=FC_W_SCALE, zero_point=128)
-        fb = b.tensor("fc.bias", [5], data=fc_b, scale=_bias_scale(CONV_OUT[0], [FC_W_SCALE]),
-                      zero_point=0)
+        # one scale repeated per channel: the conv is per-channel, and luci verifies one
+        # granularity for the whole model (this is how the converter writes per-tensor weights)
+        fw = b.tensor("fc.weight", [5, 12], data=fc_w, scale=[FC_W_SCALE] * 5, zero_point=[128] * 5)
+        fb = b.tensor("fc.bias", [5], data=fc_b, scale=_bias_scale(CONV_OUT[0], [FC_W_SCALE] * 5),
+                      zero_point=[0] * 5)
     f = b.tensor("fc", [1, 5], "uint8", scale=FC_OUT[0], zero_point=FC_OUT[1])
     b.op("FULLY_CONNECTED", [r, fw, fb], [f], "FullyConnectedOptions", fusedActivationFunction=0)
 
@@ -192,7 +194,7 @@ def test_bias_scale_off_by_1e_6_relative():
 
 def test_bias_zero_point_nonzero():
     def edit(b):
-        b.t("fc.bias").quantization.zeroPoint = [3]
+        b.t("fc.bias").quantization.zeroPoint = [3] * 5
     hits = only(verify_circle(good_model(edit=edit)), "bias_scale")
     assert hits[0].tensor == "fc.bias" and "zero_point" in hits[0].message
 
@@ -260,7 +262,7 @@ def test_wrong_quantized_dimension_for_depthwise():
 def test_bias_length_differs_from_weights():
     def edit(b):
         q = b.t("fc.bias").quantization
-        q.scale, q.zeroPoint = q.scale * 5, [0] * 5
+        q.scale, q.zeroPoint = list(q.scale) * 5, [0] * 25
     hits = only(verify_circle(good_model(edit=edit)), "channel_granularity")
     assert hits[0].tensor == "fc.bias"
 

@@ -1059,7 +1059,9 @@ def build_parser():
     p.add_argument("--engine", default=None, help="PyTorch quantized engine to run a TorchScript model "
                                                   "under (x86, qnnpack, ...; default: torch's current one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
-    p.add_argument("--fc_as_conv", action="store_true", help="convert with --fc_as_conv (onert-exact FC)")
+    p.add_argument("--profile", choices=("luci", "onert"), default=None,
+                   help="convert with this profile (onert: exact on onert and luci-interpreter)")
+    p.add_argument("--fc_as_conv", action="store_true", help="deprecated alias of --profile onert")
     p.add_argument("--io_layout", choices=("nchw", "nhwc"), default=None)
     p.add_argument("--input_type", default=None)
     p.add_argument("--output_type", default=None)
@@ -1075,7 +1077,9 @@ def options_from_args(args):
     if args.input_shapes:
         kw["input_shapes"] = cfgfile.parse_shapes(args.input_shapes)
     if args.fc_as_conv:
-        kw["fc_as_conv"] = True
+        kw["profile"] = "onert"
+    if args.profile:
+        kw["profile"] = args.profile
     for k in ("io_layout", "input_type", "output_type"):
         if getattr(args, k):
             kw[k] = getattr(args, k)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ["RuntimeFailure", "run_onert", "run_onert_many", "run_tico", "onert_unreliable"]
+__all__ = ["RuntimeFailure", "run_onert", "run_onert_many", "run_tico", "run_luci_interpreter", "onert_unreliable"]
 
 _STDERR_TAIL = 6000
 _JOB_MARK = "@@one-import-pytorch-quant job "
@@ -197,6 +197,7 @@ def onert_unreliable(graph):
     These are onert's known silent wrong answers and refusals (measured, docs/circle-runtimes.md):
     a caller that wants a trustworthy number runs such a graph on TICO instead.
     """
+    import numpy as np
     for op in graph.ops:
         acts = [t for t in op.inputs + op.outputs if t is not None and not t.is_const]
         consts = [t for t in op.inputs if t is not None and t.is_const]
@@ -204,7 +205,8 @@ def onert_unreliable(graph):
             return "%s (%s): onert has no int16 kernels" % (op.name, op.kind)
         if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1].qparams is not None:
             w = op.inputs[1]
-            if not w.qparams.per_tensor:
+            q = w.qparams
+            if not (np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])):
                 return "%s: onert uses channel 0's scale for a per-channel uint8 FULLY_CONNECTED" % op.name
             if w.dtype == "int8":
                 return "%s: onert has no int8 FULLY_CONNECTED" % op.name
@@ -245,6 +247,29 @@ def _tico_requantizing_concat():
         executor.value_preserving_builtin_codes = original
 
 
+def _tico_registry():
+    """TICO's kernels plus HARD_SWISH, which TICO 0.3.0 lacks.
+
+    The luci profile writes hardswish as the quantized HARD_SWISH. In FAKE_QUANTIZE mode TICO
+    dequantizes, runs the float kernel and requantizes onto the output grid, which for
+    hardswish is its definition x * relu6(x + 3) / 6 (PyTorch's quantized hardswish computes the
+    same in float). None when this TICO release has another layout (run it as it is).
+    """
+    try:
+        import numpy as np
+        from tico.circle.runtime.kernels import default_kernel_registry
+        from tico.circle.runtime.kernels.elementwise import _unary_float
+    except ImportError:
+        return None
+    reg = default_kernel_registry()
+    try:
+        reg.register_named("HARD_SWISH", _unary_float(
+            lambda v: v * np.clip(v + np.float32(3.0), 0.0, 6.0) / np.float32(6.0)))
+    except Exception:  # already there in a newer TICO
+        pass
+    return reg
+
+
 def run_tico(circle, inputs):
     """Run a circle model (bytes or a path) with TICO's reference runtime, FAKE_QUANTIZE mode.
 
@@ -265,7 +290,8 @@ def run_tico(circle, inputs):
             data = f.read()
     arrays = _input_list(inputs)
     try:
-        rt = CircleReferenceRuntime(data)
+        reg = _tico_registry()
+        rt = CircleReferenceRuntime(data, registry=reg) if reg is not None else CircleReferenceRuntime(data)
         tensors = rt.input_tensors
         if len(tensors) != len(arrays):
             raise RuntimeFailure("model has %d inputs, %d given" % (len(tensors), len(arrays)))
@@ -287,3 +313,78 @@ def run_tico(circle, inputs):
         raise
     except Exception as e:  # tico raises many types (its own errors, flatbuffer errors ...)
         raise RuntimeFailure("TICO reference runtime failed%s: %s: %s" % (_where(circle), type(e).__name__, e))
+
+
+# ---------------------------------------------------------------------- luci-interpreter
+# circle TensorType -> numpy dtype name, for the raw bytes circle-interpreter reads and writes
+_CIRCLE_DTYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
+
+
+def luci_interpreter_path(bin_dir=None):
+    """``circle-interpreter`` in ``bin_dir`` or ``$ONE_BIN_DIR``, or None."""
+    folder = bin_dir or os.environ.get("ONE_BIN_DIR")
+    if not folder:
+        return None
+    exe = os.path.join(folder, "circle-interpreter")
+    return exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None
+
+
+def _io_specs(data):
+    """([(shape, dtype)] of the inputs, the same of the outputs) of circle bytes' first subgraph."""
+    from circle_schema.v0_10.circle.Model import Model
+    m = Model.GetRootAs(bytearray(data), 0)
+    sg = m.Subgraphs(0)
+
+    def spec(i):
+        t = sg.Tensors(i)
+        return tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (), \
+            _CIRCLE_DTYPES.get(int(t.Type()), None)
+
+    return ([spec(sg.Inputs(k)) for k in range(sg.InputsLength())],
+            [spec(sg.Outputs(k)) for k in range(sg.OutputsLength())])
+
+
+def run_luci_interpreter(circle, inputs, bin_dir=None, timeout=300):
+    """Run a circle model (bytes or a path) with ONE's ``circle-interpreter`` (luci-interpreter).
+
+    Its interface: ``circle-interpreter MODEL IN_PREFIX OUT_PREFIX`` reads each input as raw bytes
+    of its own dtype from ``IN_PREFIX0``, ``IN_PREFIX1`` ... and writes ``OUT_PREFIX0`` ...
+    Raises ``RuntimeFailure`` when the tool is missing, refuses the model or crashes.
+    """
+    import numpy as np
+    exe = luci_interpreter_path(bin_dir)
+    if exe is None:
+        raise RuntimeFailure("circle-interpreter not found (set ONE_BIN_DIR to ONE's bin folder)")
+    if isinstance(circle, (bytes, bytearray, memoryview)):
+        data = bytes(circle)
+    else:
+        with open(os.fspath(circle), "rb") as f:
+            data = f.read()
+    in_specs, out_specs = _io_specs(data)
+    arrays = _input_list(inputs)
+    if len(arrays) != len(in_specs):
+        raise RuntimeFailure("model has %d inputs, %d given" % (len(in_specs), len(arrays)))
+    with tempfile.TemporaryDirectory(prefix="luci_intp_") as tmp:
+        model = os.path.join(tmp, "m.circle")
+        with open(model, "wb") as f:
+            f.write(data)
+        for k, (a, (shape, dtype)) in enumerate(zip(arrays, in_specs)):
+            if a.dtype != np.dtype(dtype) or tuple(a.shape) != tuple(shape):
+                raise RuntimeFailure("input %d: model wants %s %s, got %s %s"
+                                     % (k, dtype, shape, a.dtype, tuple(a.shape)))
+            np.ascontiguousarray(a).tofile(os.path.join(tmp, "in%d" % k))
+        try:
+            proc = subprocess.run([exe, model, os.path.join(tmp, "in"), os.path.join(tmp, "out")],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeFailure("circle-interpreter did not finish in %d s%s" % (timeout, _where(circle)))
+        if proc.returncode != 0:
+            raise RuntimeFailure("circle-interpreter failed (%s)%s: %s"
+                                 % (_describe_returncode(proc.returncode), _where(circle),
+                                    proc.stdout.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()))
+        outs = []
+        for k, (shape, dtype) in enumerate(out_specs):
+            raw = np.fromfile(os.path.join(tmp, "out%d" % k), dtype=dtype)
+            outs.append(raw.reshape(shape))
+        return outs

@@ -13,6 +13,7 @@ installed ONE; ``circle-quantizer --fake_quantize`` loads the model through luci
 validator and exports it again, so it is the check available in an installed ONE.
 """
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -30,16 +31,39 @@ class ToolError(Exception):
 
 
 class SubtoolError(ToolError):
-    """A ONE tool exited with a non-zero code; the driver exits with the same code."""
+    """A ONE tool exited with a non-zero code; the driver exits with the same code.
 
-    def __init__(self, tool, returncode, logpath=None):
+    ``message`` is the tool's own last error line, ``op`` the circle op or tensor it names
+    (luci's messages end "... in <name>"), when it gave them."""
+
+    def __init__(self, tool, returncode, logpath=None, message=None, op=None):
         self.tool = tool
         self.returncode = returncode
         self.logpath = logpath
+        self.message = message
+        self.op = op
         msg = "%s failed with exit code %d" % (tool, returncode)
+        if op:
+            msg += " at %s" % op
+        if message:
+            msg += ": %s" % message
         if logpath:
             msg += " (its output is in %s)" % logpath
         super(SubtoolError, self).__init__(msg)
+
+
+def tool_message(output):
+    """(the tool's error line, the op it names) from a ONE tool's output bytes."""
+    lines = [ln.strip() for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+    err = [ln for ln in lines if "error" in ln.lower() or "unsupported" in ln.lower()
+           or "exception" in ln.lower() or "failed" in ln.lower()]
+    message = (err or lines or [None])[-1]
+    op = None
+    if message:
+        m = re.search(r" in ([^ ]+)\s*$", message)
+        if m:
+            op = m.group(1)
+    return message, op
 
 
 def default_driver_dir():
@@ -101,9 +125,10 @@ def command_line(cmd):
     return " ".join(shlex.quote(str(c)) for c in cmd)
 
 
-def run_tool(cmd, logfile=None, echo=None):
+def run_tool(cmd, logfile=None, echo=None, capture=None):
     """Run ``cmd``; write its command line and then its output (stdout and stderr, as they come)
-    to ``logfile`` and, when given, to ``echo``. Returns the exit code."""
+    to ``logfile`` and, when given, to ``echo``; append the output to the list ``capture`` when
+    given. Returns the exit code."""
     line = (command_line(cmd) + "\n").encode("utf-8")
     _emit(logfile, line)
     _emit(echo, line)
@@ -113,6 +138,8 @@ def run_tool(cmd, logfile=None, echo=None):
         for chunk in iter(proc.stdout.readline, b""):
             _emit(logfile, chunk)
             _emit(echo, chunk)
+            if capture is not None:
+                capture.append(chunk)
         proc.stdout.close()
         rc = proc.wait()
     except BaseException:
@@ -123,23 +150,34 @@ def run_tool(cmd, logfile=None, echo=None):
     return rc
 
 
-def check_with_one_tools(path, bin_dir, logfile, keep_dir=None, name=None, echo=None, logpath=None):
-    """Check the circle file ``path`` with ONE's tools in ``bin_dir``.
+def _run_check(tool, cmd, logfile, echo, logpath):
+    out = []
+    rc = run_tool(cmd, logfile, echo, capture=out)
+    if rc != 0:
+        message, op = tool_message(b"".join(out))
+        raise SubtoolError(tool, rc, logpath, message, op)
 
-    ``circle-verify <path>`` when present, else ``circle-quantizer --fake_quantize <path> <fq>``.
-    The fake-quantized model ``<name>.fake_quant.circle`` is kept in ``keep_dir`` when given and
-    thrown away otherwise. Raises SubtoolError on a non-zero exit; returns the command run.
+
+def check_with_one_tools(path, bin_dir, logfile, keep_dir=None, name=None, echo=None, logpath=None):
+    """Check the circle file ``path`` with every check tool ONE's ``bin_dir`` has.
+
+    ``circle-verify <path>`` (flatbuffer structure; a build-tree tool) when present, and
+    ``circle-quantizer --fake_quantize <path> <fq>`` (luci's importer and validator, and every op
+    converted back to float: what an installed ONE can check) when present. The fake-quantized
+    model ``<name>.fake_quant.circle`` is kept in ``keep_dir`` when given. Raises SubtoolError
+    naming the tool, the op and the tool's message on a non-zero exit; returns the commands run.
     """
     verify = os.path.join(bin_dir, CIRCLE_VERIFY)
+    quantizer = os.path.join(bin_dir, CIRCLE_QUANTIZER)
+    if not _is_exe(verify) and not _is_exe(quantizer):
+        raise ToolError("%s: neither %s nor %s is there" % (bin_dir, CIRCLE_VERIFY, CIRCLE_QUANTIZER))
+    done = []
     if _is_exe(verify):
         cmd = [verify, path]
-        rc = run_tool(cmd, logfile, echo)
-        if rc != 0:
-            raise SubtoolError(CIRCLE_VERIFY, rc, logpath)
-        return cmd
-    quantizer = os.path.join(bin_dir, CIRCLE_QUANTIZER)
+        _run_check(CIRCLE_VERIFY, cmd, logfile, echo, logpath)
+        done.append(cmd)
     if not _is_exe(quantizer):
-        raise ToolError("%s: neither %s nor %s is there" % (bin_dir, CIRCLE_VERIFY, CIRCLE_QUANTIZER))
+        return done
     stem = name or os.path.splitext(os.path.basename(path))[0]
     tmpdir = None
     try:
@@ -147,10 +185,9 @@ def check_with_one_tools(path, bin_dir, logfile, keep_dir=None, name=None, echo=
             tmpdir = tempfile.mkdtemp(prefix="one-import-pytorch-quant.")
         fq = os.path.join(keep_dir or tmpdir, stem + ".fake_quant.circle")
         cmd = [quantizer, "--fake_quantize", path, fq]
-        rc = run_tool(cmd, logfile, echo)
-        if rc != 0:
-            raise SubtoolError(CIRCLE_QUANTIZER, rc, logpath)
-        return cmd
+        _run_check(CIRCLE_QUANTIZER + " --fake_quantize", cmd, logfile, echo, logpath)
+        done.append(cmd)
+        return done
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)

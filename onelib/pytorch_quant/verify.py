@@ -35,17 +35,17 @@ class Finding(collections.namedtuple("Finding", "rule severity op tensor message
         return "%s [%s] %s: %s" % (self.severity, self.rule, ", ".join(where) or "model", self.message)
 
 
-Rule = collections.namedtuple("Rule", "name severity onert_only check")
+Rule = collections.namedtuple("Rule", "name severity onert_only check luci_only")
 RULES = collections.OrderedDict()
 
 
-def rule(name, severity, onert_only=False):
+def rule(name, severity, onert_only=False, luci_only=False):
     """Register `check(model)`, a generator of `issue(...)`, as the rule `name`."""
     assert severity in (ERROR, WARNING)
 
     def register(check):
         assert name not in RULES, name
-        RULES[name] = Rule(name, severity, onert_only, check)
+        RULES[name] = Rule(name, severity, onert_only, check, luci_only)
         return check
 
     return register
@@ -129,6 +129,14 @@ class _Tensor:
         self.const = bool(has_bytes or (buf is not None and int(getattr(buf, "offset", 0) or 0) > 1))
         self.producers = []
         self.consumers = []  # (op, operand index)
+
+    @property
+    def is_graph_input(self):
+        return self.index in self.graph.input_ids
+
+    @property
+    def is_graph_output(self):
+        return self.index in self.graph.output_ids
 
     @property
     def quantized(self):
@@ -420,6 +428,26 @@ def activation_dtype(m):
                             % (op.name, dtype_name(t.dtype), _expected_text(out_kind, q)))
 
 
+@rule("float_op", WARNING, luci_only=True)
+def float_op(m):
+    """luci's VerifyQuantizedNodeType checks every node of a quantized model: an op that reads or
+    writes FLOAT32 activations (a float island between DEQUANTIZE and QUANTIZE, a layout TRANSPOSE
+    before the input QUANTIZE) fails it, node by node, for the ops in its type table; QUANTIZE and
+    DEQUANTIZE are not checked (luci's own --input_type/--output_type float32 form). A warning, for the luci target: the luci profile writes float only where
+    PyTorch itself computed in float or no exact quantized form exists (each listed in the
+    conversion notes, refused by --strict); the onert profile keeps float islands on purpose."""
+    if m.q is None:
+        return
+    for op in m.ops():
+        floats = [t for t in op.tensors() if t is not None and not t.const and t.dtype == FLOAT32]
+        if not floats:
+            continue
+        if op.name in _DTYPE_CHANGING or (op.name not in _GROUP_Q and op.name not in _OPERANDS):
+            continue   # luci checks neither QUANTIZE/DEQUANTIZE nor ops outside its type table
+        yield issue(op, floats[0], "%s works on FLOAT32 in a quantized model; luci's verifier rejects "
+                    "it (VerifyQuantizedNodeType)" % op.name)
+
+
 # --------------------------------------------------------------------------------------------
 # qparam shape rules (luci VerifyQuantizedNodeGranularity, CircleReader, §5.4, §5.8)
 
@@ -525,6 +553,34 @@ def channel_granularity(m):
                     yield issue(op, t, "per-channel %s operand needs quantized_dimension %d (the last axis) "
                                 "with %d channels; it has quantized_dimension %d and shape %s"
                                 % (op.name, last, len(t.scale), t.qdim, t.shape))
+
+
+def weight_granularity(m):
+    """'layer', 'channel', or None (no quantized weights) when every weighted op agrees; else
+    'mixed'. luci's QuantizedModelVerifier is run in one granularity for a whole model."""
+    kinds = set()
+    for op in m.ops():
+        operands = _conv_operands(op)
+        if operands is not None and operands[1] is not None and operands[1].quantized:
+            kinds.add("layer" if len(operands[1].scale) == 1 else "channel")
+    return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else None)
+
+
+@rule("one_granularity", ERROR)
+def one_granularity(m):
+    """Every weight per-tensor (luci's layer granularity) or every weight per-channel (channel
+    granularity): luci verifies a model in one mode, so a mix fails either way."""
+    if weight_granularity(m) != "mixed":
+        return
+    per_channel = [op for op in m.ops() if _conv_operands(op) is not None and _conv_operands(op)[1] is not None
+                   and _conv_operands(op)[1].quantized and len(_conv_operands(op)[1].scale) > 1]
+    per_tensor = [op for op in m.ops() if _conv_operands(op) is not None and _conv_operands(op)[1] is not None
+                  and _conv_operands(op)[1].quantized and len(_conv_operands(op)[1].scale) == 1]
+    few = per_tensor if len(per_tensor) <= len(per_channel) else per_channel
+    yield issue(few[0], _conv_operands(few[0])[1],
+                "%d weight(s) are per-channel and %d per-tensor; luci verifies one granularity for the "
+                "whole model (write per-tensor weights per-channel with repeated qparams)"
+                % (len(per_channel), len(per_tensor)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -758,9 +814,11 @@ def onert_per_channel_fc(m):
         inp, w = op.inp(0), op.inp(1)
         if inp is None or w is None or len(w.scale) <= 1:
             continue
+        if len(set(w.scale)) == 1 and len(set(w.zp)) == 1:
+            continue   # one scale repeated (one granularity per model): channel 0's is everyone's
         if inp.dtype in (UINT8, FLOAT32):
             yield issue(op, w, "FULLY_CONNECTED weights have %d scales; onert uses channel 0's scale and "
-                        "zero point for every channel (silently wrong); convert with --fc_as_conv for onert"
+                        "zero point for every channel (silently wrong); convert with --profile onert"
                         % len(w.scale))
 
 
@@ -793,7 +851,7 @@ def verify_circle(buf, *, target="onert"):
                         "%s: %s" % (buf[4:8], type(e).__name__, e))]
     findings = []
     for r in RULES.values():
-        if r.onert_only and target != "onert":
+        if (r.onert_only and target != "onert") or (r.luci_only and target != "luci"):
             continue
         try:
             for it in r.check(m):
@@ -806,6 +864,14 @@ def verify_circle(buf, *, target="onert"):
             findings.append(Finding(r.name, ERROR, "", "", "the check itself failed on this model "
                                     "(malformed?): %s: %s" % (type(e).__name__, e)))
     return findings
+
+
+def granularity_of(buf):
+    """'layer', 'channel', 'mixed' or None for circle bytes (see ``weight_granularity``)."""
+    try:
+        return weight_granularity(Model(bytes(buf)))
+    except Exception:
+        return None
 
 
 def verify_file(path, *, target="onert"):

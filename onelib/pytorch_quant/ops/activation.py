@@ -18,7 +18,7 @@ Two ways to lower a quantized unary op, and when each is used:
 import numpy as np
 
 from ..errors import ConversionError
-from ..ir import Tensor
+from ..ir import QParams, Tensor
 from .lower import nhwc_axis
 from .registry import lowering, same_shape, shape
 
@@ -99,13 +99,43 @@ def float_unary(ctx, op, kind, attrs=None, x=None):
     return isl.done(y)
 
 
+def requantizable_from_fixed(out, kind, options):
+    """luci profile: True when ``kind`` may run quantized on circle's fixed grid and then be
+    requantized onto PyTorch's grid ``out`` with one integer QUANTIZE, within 1 LSB of PyTorch.
+
+    Two roundings: the fixed grid's moves the value by at most half a fixed step, which is less
+    than one step of PyTorch's grid when the fixed step is under twice PyTorch's; rounding that
+    onto PyTorch's grid then gives PyTorch's code or its neighbour (e.g. luci's softmax grid 1/255
+    onto PyTorch's 1/256). A much finer PyTorch grid would lose more: float then.
+    """
+    if options.profile != "luci" or out.qparams is None or not out.qparams.per_tensor:
+        return False
+    fixed = fixed_qparams(kind, out.dtype, options)
+    return fixed is not None and float(np.float32(fixed[0])) < 2.0 * float(np.float32(out.qparams.scale[0]))
+
+
+def on_fixed_grid_then_requantize(ctx, op, kind, x, attrs, name, shape=None):
+    """``kind`` on quantized ``x`` onto circle's fixed grid, then one QUANTIZE onto PyTorch's."""
+    out = op.outputs[0]
+    s, zp = fixed_qparams(kind, out.dtype, ctx.options)
+    mid = Tensor(name + "/fixed_grid", x.shape if shape is None else shape, out.dtype, QParams(np.float32(s), zp))
+    ctx.emit(kind, [x], [mid], attrs or {}, name + "/fixed_grid")
+    y = Tensor(name, mid.shape, out.dtype, out.qparams.copy())
+    ctx.emit("QUANTIZE", [mid], [y], {}, name)
+    return y
+
+
 def fixed_qparams_unary(ctx, op, kind, attrs=None):
-    """A quantized ``kind`` when PyTorch's output grid is circle's fixed one, else a float island."""
+    """A quantized ``kind`` when PyTorch's output grid is circle's fixed one; on another grid,
+    the fixed-grid op plus one requantization (luci profile, where that stays within 1 LSB) or a
+    float island."""
     x = ctx.value(op.inputs[0])
     out = op.outputs[0]
     if x.qparams is not None and on_fixed_grid(out, kind, ctx.options):
         y = ctx.like(out)
         ctx.emit(kind, [x], [y], attrs or {}, op.name)
+    elif x.qparams is not None and requantizable_from_fixed(out, kind, ctx.options):
+        y = on_fixed_grid_then_requantize(ctx, op, kind, x, attrs, op.name, shape=ctx.like(out).shape)
     else:
         y = float_unary(ctx, op, kind, attrs)
     ctx.define(out, y)
@@ -118,8 +148,28 @@ def lower_tanh(ctx, op):
 
 @lowering("hardsigmoid")
 def lower_hardsigmoid(ctx, op):
-    """hardsigmoid(x) = relu6(x + 3) / 6 in float (circle has no HARD_SIGMOID; PyTorch also
-    dequantizes, computes in float and requantizes onto its fixed 1/256 grid)."""
+    """hardsigmoid(x) = relu6(x + 3) / 6; circle has no HARD_SIGMOID.
+
+    luci profile, on integers with one rounding: ADD(x, 3) with a fused RELU6 writes
+    relu6(x + 3) on the grid (6 * s, zp) of PyTorch's output grid (s, zp), whose codes are
+    exactly round(relu6(x + 3) / 6 / s) + zp, PyTorch's output codes; MUL by 1/6 then moves them
+    onto (s, zp) with a multiplier of 1, changing no code.
+    onert profile: the same in float between DEQUANTIZE and QUANTIZE (luci-interpreter has no
+    uint8 MUL); PyTorch also dequantizes, computes in float and requantizes.
+    """
+    x = ctx.value(op.inputs[0])
+    out = op.outputs[0]
+    if ctx.options.profile == "luci" and x.qparams is not None and out.qparams is not None \
+            and out.qparams.per_tensor:
+        s, zp = float(out.qparams.scale[0]), int(out.qparams.zero_point[0])
+        three = ctx.const(op.name + "/three", np.array([1], x.dtype), QParams(3.0, 0))
+        mid = ctx.like(out, name=op.name + "/relu6_x_plus_3", qparams=QParams(np.float32(6.0 * s), zp))
+        ctx.emit("ADD", [x, three], [mid], {"fusedActivationFunction": 3}, op.name + "/relu6_x_plus_3")
+        sixth = ctx.const(op.name + "/one_sixth", np.array([1], x.dtype), QParams(np.float32(1.0 / 6.0), 0))
+        y = ctx.like(out)
+        ctx.emit("MUL", [mid, sixth], [y], {"fusedActivationFunction": 0}, op.name)
+        ctx.define(out, y)
+        return
     isl = FloatIsland(ctx, op)
     r6 = isl.op("ADD", [isl.x, isl.const("three", 3.0)], "add3_relu6", {"fusedActivationFunction": 3})
     y = isl.op("MUL", [r6, isl.const("one_sixth", 1.0 / 6.0)], "div6", {"fusedActivationFunction": 0},
@@ -127,10 +177,25 @@ def lower_hardsigmoid(ctx, op):
     ctx.define(op.outputs[0], isl.done(y))
 
 
+def quantized_unary(ctx, op, kind, attrs=None):
+    """luci profile: ``kind`` as the quantized circle op between PyTorch's input and output grids
+    (PyTorch computes these in float between its grids too: one rounding either way)."""
+    x = ctx.value(op.inputs[0])
+    out = op.outputs[0]
+    if ctx.options.profile == "luci" and x.qparams is not None and out.qparams is not None:
+        y = ctx.like(out)
+        ctx.emit(kind, [x], [y], attrs or {}, op.name)
+        return y
+    return None
+
+
 @lowering("leaky_relu")
 def lower_leaky_relu(ctx, op):
-    """LEAKY_RELU in float: onert 0.1.0 has no uint8 LEAKY_RELU ("unsupported data type")."""
-    ctx.define(op.outputs[0], float_unary(ctx, op, "LEAKY_RELU", {"alpha": float(op.attrs["negative_slope"])}))
+    """Quantized LEAKY_RELU (luci profile); in float for the onert profile: onert 0.1.0 has no
+    uint8 LEAKY_RELU ("unsupported data type")."""
+    attrs = {"alpha": float(op.attrs["negative_slope"])}
+    y = quantized_unary(ctx, op, "LEAKY_RELU", attrs)
+    ctx.define(op.outputs[0], y if y is not None else float_unary(ctx, op, "LEAKY_RELU", attrs))
 
 
 @lowering("elu")
@@ -138,8 +203,9 @@ def lower_elu(ctx, op):
     """elu(x) = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)), in float.
 
     The plain case (alpha = scale = input_scale = 1) is circle's ELU; otherwise the formula is
-    spelled out with MAXIMUM/MINIMUM/EXP/MUL/ADD. onert 0.1.0 runs neither ELU nor the
-    composition on uint8, so both run in float between DEQUANTIZE and QUANTIZE.
+    spelled out with MAXIMUM/MINIMUM/EXP/MUL/ADD. Both run in float between DEQUANTIZE and
+    QUANTIZE in both profiles: onert 0.1.0 runs neither on uint8, luci's fake quantization has no
+    ELU, and circle's ELU has no alpha (the luci profile lists it; luci's verifier would refuse it).
     """
     a = op.attrs
     alpha, scale, in_scale = a.get("alpha", 1.0), a.get("scale", 1.0), a.get("input_scale", 1.0)
@@ -180,6 +246,9 @@ def lower_softmax(ctx, op):
     if x.qparams is not None and on_fixed_grid(out, "SOFTMAX", ctx.options):
         y = Tensor(op.name if perm is None else op.name + "/last", x.shape, out.dtype, out.qparams.copy())
         ctx.emit("SOFTMAX", [x], [y], attrs, op.name)
+    elif x.qparams is not None and requantizable_from_fixed(out, "SOFTMAX", ctx.options):
+        y = on_fixed_grid_then_requantize(ctx, op, "SOFTMAX", x, attrs,
+                                          op.name if perm is None else op.name + "/last")
     else:
         y = float_unary(ctx, op, "SOFTMAX", attrs, x=x)
     if perm is not None:

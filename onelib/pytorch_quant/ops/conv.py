@@ -50,13 +50,51 @@ def window_padding(ctx, x, src_name, kernel, stride, padding, dilation, fill="ze
     pads = np.array([[0, 0], [padding[0], padding[0] + extra_end[0]],
                      [padding[1], padding[1] + extra_end[1]], [0, 0]], np.int32)
     shape = (x.shape[0], x.shape[1] + pads[1].sum(), x.shape[2] + pads[2].sum(), x.shape[3])
-    out = Tensor(src_name + "/pad", shape, x.dtype, x.qparams.copy() if x.qparams is not None else None)
-    if fill == "zero_point":
-        ctx.emit("PAD", [x, ctx.const(src_name + "/paddings", pads)], [out], {}, src_name + "/pad")
-    else:
-        fillv = ctx.const(src_name + "/pad_value", np.array([fill], dtype=x.dtype), x.qparams)
-        ctx.emit("PADV2", [x, ctx.const(src_name + "/paddings", pads), fillv], [out], {}, src_name + "/pad")
-    return out, VALID
+    return pad_with(ctx, x, pads, fill, src_name + "/pad"), VALID
+
+
+def pad_with(ctx, x, pads, fill, name):
+    """``x`` padded by ``pads`` ([rank, 2] before/after) with ``fill``: "zero_point" (a real 0), or
+    one code of a quantized ``x`` (or a float for a float ``x``).
+
+    A quantized PAD fills with the zero point. Any other code is written as CONCATENATION with
+    constant blocks of that code on ``x``'s grid, not PADV2: luci's fake quantization and
+    circle2circle's O1 passes refuse a uint8 PADV2 (docs/one-tools-measured.md), and a
+    concatenation on one grid moves codes unchanged. A float PADV2 is what luci substitutes itself.
+    """
+    pads = np.asarray(pads, np.int32)
+    shape = tuple(int(d) + int(p.sum()) for d, p in zip(x.shape, pads))
+    q = x.qparams
+    if fill == "zero_point" or (q is not None and int(fill) == int(q.zero_point[0])):
+        out = Tensor(name, shape, x.dtype, q.copy() if q is not None else None)
+        ctx.emit("PAD", [x, ctx.const(name + "/paddings", pads)], [out], {}, name)
+        return out
+    if q is None:
+        out = Tensor(name, shape, x.dtype, None)
+        fillv = ctx.const(name + "/pad_value", np.array([fill], dtype=x.dtype))
+        ctx.emit("PADV2", [x, ctx.const(name + "/paddings", pads), fillv], [out], {}, name)
+        return out
+    cur = x
+    for axis in range(len(x.shape)):
+        before, after = int(pads[axis][0]), int(pads[axis][1])
+        if before == 0 and after == 0:
+            continue
+        parts = []
+        for tag, n in (("before", before), ("after", after)):
+            if n:
+                block = list(cur.shape)
+                block[axis] = n
+                parts.append((tag, ctx.const("%s/fill_%d_%s" % (name, axis, tag),
+                                             np.full(block, int(fill), x.dtype), q.copy())))
+        ins = [p for t, p in parts if t == "before"] + [cur] + [p for t, p in parts if t == "after"]
+        oshape = list(cur.shape)
+        oshape[axis] += before + after
+        last = axis == max(a for a in range(len(x.shape)) if pads[a].any())
+        out = Tensor(name if last else "%s/axis%d" % (name, axis), oshape, x.dtype, q.copy())
+        ctx.emit("CONCATENATION", ins, [out], {"axis": axis, "fusedActivationFunction": 0},
+                 name if last else "%s/axis%d" % (name, axis))
+        cur = out
+    return cur
 
 
 def ctx_hw(x):

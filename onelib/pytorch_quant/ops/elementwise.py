@@ -142,15 +142,47 @@ def lower_sigmoid(ctx, op):
     fixed_qparams_unary(ctx, op, "LOGISTIC")
 
 
+def _hardswish_composition_error(in_q, out_q):
+    """Largest distance, in steps of the output grid, between x * hardsigmoid(x) computed with
+    hardsigmoid on the (1/255, 0) grid (the luci composition below) and hardswish(x), over all
+    256 input codes. Under 1, the composition's output code is PyTorch's or its neighbour; an
+    input grid that lies mostly below -3 next to a fine output grid can exceed it."""
+    x = (np.arange(256, dtype=np.float64) - float(in_q.zero_point[0])) * float(in_q.scale[0])
+    hs = np.clip(np.round(np.clip(x + 3.0, 0.0, 6.0) / (6.0 / 255.0)), 0, 255) / 255.0
+    exact = x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+    return float(np.max(np.abs(x * hs - exact)) / float(out_q.scale[0]))
+
+
 @lowering("hardswish")
 def lower_hardswish(ctx, op):
-    """hardswish(x) = x * relu6(x + 3) / 6, computed in float between DEQUANTIZE and QUANTIZE.
+    """hardswish(x) = x * relu6(x + 3) / 6.
 
-    Neither onert nor TICO's reference runtime executes HARD_SWISH, and an integer composition
-    would need intermediate qparams PyTorch never chose (and lose up to 2 LSB). PyTorch itself
-    dequantizes, computes in float and requantizes, so this is the same arithmetic: within 1 LSB
-    on all 256 input codes (tests/test_unary_exhaustive.py).
+    luci profile: quantized ADD and MULs (below). Not HARD_SWISH: luci's verifier takes a uint8
+    HARD_SWISH, but circle-quantizer's fake quantization refuses it ("Unsupported op for fake
+    quantization"), so the driver's ONE check and one-cmds' tools would stop on it.
+    onert profile: in float between DEQUANTIZE and QUANTIZE, because neither onert 0.1.0 nor
+    luci-interpreter has a quantized HARD_SWISH (nor luci-interpreter a uint8 MUL). PyTorch itself dequantizes, computes
+    in float and requantizes, so both are within 1 LSB on all 256 input codes
+    (tests/test_unary_exhaustive.py).
     """
+    x = ctx.value(op.inputs[0])
+    out = op.outputs[0]
+    if ctx.options.profile == "luci" and x.qparams is not None and out.qparams is not None \
+            and x.dtype == "uint8" and _hardswish_composition_error(x.qparams, out.qparams) < 0.9:
+        # relu6(x + 3) onto (6/255, 0), then / 6 onto (1/255, 0) with a multiplier of 1 (the same
+        # codes): hardsigmoid within half a step of 1/255; then x times it onto PyTorch's grid.
+        # The first rounding moves y by at most |x| / 510, under half a step of PyTorch's output
+        # grid (which spans x's largest value), so y is PyTorch's code or its neighbour.
+        three = ctx.const(op.name + "/three", np.array([1], np.uint8), QParams(3.0, 0))
+        r6 = ctx.like(out, name=op.name + "/relu6_x_plus_3", qparams=QParams(np.float32(6.0 / 255.0), 0))
+        ctx.emit("ADD", [x, three], [r6], {"fusedActivationFunction": ACT["relu6"]}, r6.name)
+        sixth = ctx.const(op.name + "/one_sixth", np.array([1], np.uint8), QParams(np.float32(1.0 / 6.0), 0))
+        hs = ctx.like(out, name=op.name + "/hardsigmoid", qparams=QParams(np.float32(1.0 / 255.0), 0))
+        ctx.emit("MUL", [r6, sixth], [hs], {"fusedActivationFunction": 0}, hs.name)
+        y = ctx.like(out)
+        ctx.emit("MUL", [x, hs], [y], {"fusedActivationFunction": 0}, op.name)
+        ctx.define(out, y)
+        return
     isl = FloatIsland(ctx, op)
     r6 = isl.op("ADD", [isl.x, isl.const("three", 3.0)], "add3_relu6",
                 {"fusedActivationFunction": ACT["relu6"]}, out=isl.tmp("relu6"))

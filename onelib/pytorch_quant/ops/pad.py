@@ -2,12 +2,12 @@
 
 PyTorch pads a quantized tensor with ``quantize(value)`` on the input's grid (round half to
 even, clamped) and keeps the input's qparams. Circle: PAD fills with the zero point, i.e. a real
-0, exactly PyTorch's default; any other value is PADV2 with that one code as its constant.
+0, exactly PyTorch's default; any other value is that one code (``conv.pad_with``).
 """
 import numpy as np
 
 from ..errors import ConversionError
-from ..ir import Tensor
+from .conv import pad_with
 from .lower import nhwc_axis
 from .quant import quantize_value
 from .registry import lowering, shape
@@ -41,19 +41,9 @@ def lower_constant_pad(ctx, op):
     for d, p in enumerate(pairs):
         circle_pairs[nhwc_axis(d, rank)] = list(p)
     x = ctx.value(src)
-    y = ctx.like(out, qparams=x.qparams)
-    pads = ctx.const(op.name + "/paddings", np.array(circle_pairs, np.int32))
     value = float(op.attrs["value"])
     if x.qparams is None:
-        if value == 0.0:
-            ctx.emit("PAD", [x, pads], [y], {}, op.name)
-        else:
-            ctx.emit("PADV2", [x, pads, ctx.const(op.name + "/value", np.array([value], np.float32))], [y], {}, op.name)
+        fill = "zero_point" if value == 0.0 else value
     else:
-        code = quantize_value(value, x.qparams, x.dtype)
-        if code == int(x.qparams.zero_point[0]):
-            ctx.emit("PAD", [x, pads], [y], {}, op.name)   # PAD fills with the zero point
-        else:
-            fill = Tensor(op.name + "/value", (1,), x.dtype, x.qparams.copy(), np.array([code], x.dtype))
-            ctx.emit("PADV2", [x, pads, fill], [y], {}, op.name)
-    ctx.define(out, y)
+        fill = quantize_value(value, x.qparams, x.dtype)
+    ctx.define(out, pad_with(ctx, x, circle_pairs, fill, op.name))

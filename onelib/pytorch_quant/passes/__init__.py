@@ -1,15 +1,18 @@
 """Small named passes. Each takes a graph (and the options) and edits it in place.
 
-Source stage (PyTorch names, NCHW): ``dtype_policy``, ``io_types``.
+Source stage (PyTorch names, NCHW): ``dtype_policy``, ``io_types``, ``check_quantized``.
 Circle stage (circle names, NHWC): ``fuse_activation``, ``relu_as_min_max``, ``cancel_transposes``,
-``fc_as_conv``.
+``dequantize_later`` / ``quantize_earlier`` (data movement on the integers), then the passes of the
+chosen ``--profile`` (``profiles.PROFILE_PASSES``).
 """
-from .circle_passes import cancel_transposes, fc_as_conv, fuse_activation
+from .circle_passes import cancel_transposes, fuse_activation
 from .legalize import relu_as_min_max
+from .profiles import PROFILE_PASSES, dequantize_later, quantize_earlier
 from .source_passes import check_quantized, dtype_policy, io_types
 
 SOURCE_PASSES = (dtype_policy, io_types, check_quantized)
-CIRCLE_PASSES = (fuse_activation, relu_as_min_max, cancel_transposes, fc_as_conv)
+CIRCLE_PASSES = (fuse_activation, relu_as_min_max, cancel_transposes, dequantize_later, quantize_earlier,
+                 cancel_transposes)
 
 
 def run_source_passes(graph, options):
@@ -20,6 +23,6 @@ def run_source_passes(graph, options):
 
 
 def run_circle_passes(graph, options):
-    for p in CIRCLE_PASSES:
+    for p in CIRCLE_PASSES + PROFILE_PASSES[options.profile]:
         p(graph, options)
     graph.prune()

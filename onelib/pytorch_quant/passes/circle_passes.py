@@ -73,14 +73,14 @@ def cancel_transposes(graph, options):
 
 
 def fc_as_conv(graph, options):
-    """--fc_as_conv: a FULLY_CONNECTED with per-channel weights becomes RESHAPE -> 1x1 CONV_2D ->
+    """onert profile: a FULLY_CONNECTED with per-channel weights becomes RESHAPE -> 1x1 CONV_2D ->
     RESHAPE, which onert computes exactly (its uint8 FULLY_CONNECTED uses channel 0's scale for
     every channel). Same integers, same qparams; only the op changes."""
-    if not options.fc_as_conv:
-        return
     new_ops = []
     for op in graph.ops:
-        if op.kind != "FULLY_CONNECTED" or op.inputs[1].qparams is None or op.inputs[1].qparams.per_tensor:
+        q = op.inputs[1].qparams if op.kind == "FULLY_CONNECTED" else None
+        if q is None or (np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])):
+            # per-tensor, or one scale repeated per channel: onert's FC computes it right
             new_ops.append(op)
             continue
         x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]

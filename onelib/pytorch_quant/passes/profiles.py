@@ -1,0 +1,249 @@
+"""Circle-stage passes that move QUANTIZE / DEQUANTIZE through data movement, and the passes each
+``--profile`` adds (``PROFILE_PASSES``).
+
+Data movement (transpose, reshape, slice, split, concat, max pooling, zero padding) commutes with
+an affine quantizer: moving an element, or taking the larger of two, does the same thing to the
+codes as to the real values. So an op that PyTorch ran between DEQUANTIZE and QUANTIZE can run on
+the integers instead, with no value changed:
+
+* ``dequantize_later``: DEQUANTIZE -> mover becomes mover (on the codes, same grid) -> DEQUANTIZE;
+* ``quantize_earlier``: mover -> QUANTIZE becomes QUANTIZE -> mover (on the quantizer's grid);
+* ``fold_requantize``: DEQUANTIZE -> QUANTIZE onto the same grid is nothing at all; onto another
+  grid it is one QUANTIZE from integers to integers (luci profile: onert runs only float->uint8).
+
+This is what puts the layout TRANSPOSE of a float model input after its QUANTIZE (luci wants
+QUANTIZE right after a float input) and the output TRANSPOSE before the DEQUANTIZE.
+"""
+import numpy as np
+
+from ..ir import QUANT_INT_DTYPES, QParams, Op, Tensor
+from .circle_passes import fc_as_conv
+
+# circle ops that only move, select or compare elements: (indices of their activation inputs,
+# or None for every non-constant input). Fused activations on them (CONCATENATION, MAX_POOL_2D)
+# clamp at a real 0 or 6, which commutes with the quantizer too.
+MOVERS = {
+    "TRANSPOSE": (0,), "RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,), "SLICE": (0,),
+    "STRIDED_SLICE": (0,), "SPLIT": (1,), "SPLIT_V": (0,), "GATHER": (0,), "MAX_POOL_2D": (0,),
+    "PAD": (0,), "CONCATENATION": None, "PACK": None, "TILE": (0,),
+}
+
+
+def _act_inputs(op):
+    idx = MOVERS[op.kind]
+    if idx is None:
+        return [i for i, t in enumerate(op.inputs) if t is not None and not t.is_const]
+    return [i for i in idx if op.inputs[i] is not None and not op.inputs[i].is_const]
+
+
+def _is_float_act(t):
+    return t is not None and not t.is_const and t.qparams is None and t.dtype == "float32"
+
+
+def _retarget(t, like_q, dtype):
+    """``t`` (float) becomes a quantized tensor on ``like_q``'s grid."""
+    t.qparams = like_q.copy()
+    t.dtype = dtype
+
+
+def dequantize_later(graph, options):
+    """DEQUANTIZE(q) -> mover -> y becomes mover on q's codes -> DEQUANTIZE -> y.
+
+    Every activation input of the mover must be a DEQUANTIZE output of one grid. The float ``y``
+    keeps its name and readers; the quantized result is named ``y/quantized``.
+    """
+    changed = True
+    while changed:
+        changed = False
+        prod = graph.producers()
+        for pos, op in enumerate(graph.ops):
+            if op.kind not in MOVERS:
+                continue
+            idx = _act_inputs(op)
+            deqs = [prod.get(id(op.inputs[i])) for i in idx]
+            if not idx or any(d is None or d.kind != "DEQUANTIZE" for d in deqs):
+                continue
+            srcs = [d.inputs[0] for d in deqs]
+            q0 = srcs[0]
+            if q0.qparams is None or not q0.qparams.per_tensor or \
+                    any(s.dtype != q0.dtype or not s.qparams.same_as(q0.qparams) for s in srcs):
+                continue
+            for i, s in zip(idx, srcs):
+                op.inputs[i] = s
+            tail = []
+            for y in op.outputs:
+                yq = Tensor(y.name + "/quantized", y.shape, q0.dtype, q0.qparams.copy())
+                op.outputs = [yq if t is y else t for t in op.outputs]
+                tail.append(Op("DEQUANTIZE", [yq], [y], {}, y.name + "/dequantize"))
+            graph.ops[pos + 1:pos + 1] = tail
+            changed = True
+            break
+    fold_requantize(graph, options, collapse_only=True)
+
+
+def quantize_earlier(graph, options):
+    """Float mover -> QUANTIZE(z) (its only reader) becomes QUANTIZE to z's grid -> mover.
+
+    Also a mover with several inputs (CONCATENATION): each input is quantized to z's grid, which
+    is exactly what quantizing the concatenated floats does.
+    """
+    changed = True
+    while changed:
+        changed = False
+        cons = graph.consumers()
+        outputs = set(id(t) for t in graph.outputs)
+        for pos, op in enumerate(graph.ops):
+            if op.kind not in MOVERS or len(op.outputs) != 1:
+                continue
+            y = op.outputs[0]
+            readers = cons.get(id(y), [])
+            if len(readers) != 1 or readers[0].kind != "QUANTIZE" or id(y) in outputs:
+                continue
+            z = readers[0].outputs[0]
+            idx = _act_inputs(op)
+            if not idx or any(not _is_float_act(op.inputs[i]) for i in idx) or not z.qparams.per_tensor:
+                continue
+            head = []
+            for i in idx:
+                x = op.inputs[i]
+                xq = Tensor(x.name + "/quantized", x.shape, z.dtype, z.qparams.copy())
+                head.append(Op("QUANTIZE", [x], [xq], {}, x.name + "/quantize"))
+                op.inputs[i] = xq
+            op.outputs = [z]
+            graph.remove_ops([readers[0]])
+            pos = next(k for k, o in enumerate(graph.ops) if o is op)
+            graph.ops[pos:pos] = head
+            changed = True
+            break
+    fold_requantize(graph, options, collapse_only=True)
+
+
+def fold_requantize(graph, options, collapse_only=False):
+    """DEQUANTIZE(q) -> QUANTIZE(z): the same grid is the identity (z reads q); with
+    ``collapse_only=False`` another grid becomes one integer-to-integer QUANTIZE."""
+    prod = graph.producers()
+    cons = graph.consumers()
+    outputs = set(id(t) for t in graph.outputs)
+    dead = []
+    for op in graph.ops:
+        if op.kind != "QUANTIZE":
+            continue
+        f, z = op.inputs[0], op.outputs[0]
+        d = prod.get(id(f))
+        if d is None or d.kind != "DEQUANTIZE":
+            continue
+        q = d.inputs[0]
+        if q.dtype == z.dtype and q.qparams.same_as(z.qparams):
+            if id(z) not in outputs:
+                graph.replace_uses(z, q)
+                dead.append(op)
+            elif id(q) in prod and id(q) not in outputs:
+                # a model output keeps its own tensor (and name): q's producer writes it directly
+                p = prod[id(q)]
+                p.outputs = [z if t is q else t for t in p.outputs]
+                graph.replace_uses(q, z)
+                prod[id(z)] = p
+                dead.append(op)
+        elif not collapse_only and q.dtype in QUANT_INT_DTYPES and z.dtype in QUANT_INT_DTYPES:
+            op.inputs[0] = q
+    graph.remove_ops(dead)
+    graph.prune()
+
+
+def unify_weight_granularity(graph, options):
+    """luci's verifier wants one granularity for a whole model. When some weights are per-channel
+    and others per-tensor, the per-tensor ones (and their biases) are written per-channel with
+    the one scale and zero point repeated: the same real values, so nothing changes."""
+    weighted = [op for op in graph.ops if op.kind in _WEIGHT_AXIS and len(op.inputs) > 1
+                and op.inputs[1] is not None and op.inputs[1].qparams is not None]
+    per_channel = [op for op in weighted if not op.inputs[1].qparams.per_tensor]
+    if not per_channel or len(per_channel) == len(weighted):
+        return
+    for op in weighted:
+        w = op.inputs[1]
+        if not w.qparams.per_tensor:
+            continue
+        axis, bias_at = _WEIGHT_AXIS[op.kind]
+        n = w.shape[axis]
+        op.inputs[1] = Tensor(w.name, w.shape, w.dtype, _repeat(w.qparams, n, axis), w.data)
+        b = op.inputs[bias_at] if len(op.inputs) > bias_at else None
+        if b is not None and b.is_const and b.qparams is not None and b.qparams.per_tensor:
+            op.inputs[bias_at] = Tensor(b.name, b.shape, b.dtype, _repeat(b.qparams, n, 0), b.data)
+    graph.notes.append("%d per-tensor weight(s) written per-channel with repeated qparams (one "
+                       "granularity for the whole model, as luci requires)"
+                       % (len(weighted) - len(per_channel)))
+
+
+# (the channel axis luci's channel granularity expects, the bias operand) of each weighted op;
+# the weights are operand 1 of all four (TRANSPOSE_CONV: output_shape, filter, input, bias)
+_WEIGHT_AXIS = {"CONV_2D": (0, 2), "DEPTHWISE_CONV_2D": (3, 2), "TRANSPOSE_CONV": (0, 3),
+                "FULLY_CONNECTED": (0, 2)}
+
+
+def _repeat(q, n, axis):
+    return QParams(np.repeat(q.scale, n), np.repeat(q.zero_point, n), axis)
+
+
+def mul_in_float(graph, options):
+    """onert profile: a uint8 MUL of two activations runs in float between DEQUANTIZE and QUANTIZE.
+
+    luci-interpreter has no uint8 MUL kernel ("luci-intp Mul Unsupported type"). PyTorch's
+    quantized mul is dequantize, multiply, requantize, so this is its own arithmetic (within 1
+    LSB of the integer kernel)."""
+    new_ops = []
+    for op in graph.ops:
+        y = op.outputs[0] if op.outputs else None
+        if op.kind != "MUL" or y is None or y.qparams is None or y.dtype != "uint8":
+            new_ops.append(op)
+            continue
+        ins = []
+        for i, t in enumerate(op.inputs):
+            f = Tensor("%s/float%d" % (op.name or y.name, i), t.shape, "float32")
+            if t.is_const:
+                real = (t.data.astype(np.float64) - t.qparams.zero_point.astype(np.float64)) * \
+                    t.qparams.scale.astype(np.float64)
+                f = Tensor(f.name, t.shape, "float32", None, real.astype(np.float32))
+            else:
+                new_ops.append(Op("DEQUANTIZE", [t], [f], {}, f.name))
+            ins.append(f)
+        yf = Tensor((op.name or y.name) + "/float", y.shape, "float32")
+        new_ops.append(Op("MUL", ins, [yf], dict(op.attrs), op.name))
+        new_ops.append(Op("QUANTIZE", [yf], [y], {}, (op.name or y.name) + "/quantize"))
+    graph.ops = new_ops
+
+
+def requantize_in_one_op(graph, options):
+    """luci profile: DEQUANTIZE -> QUANTIZE onto another grid is one integer QUANTIZE."""
+    fold_requantize(graph, options, collapse_only=False)
+
+
+def _uniform(q):
+    """One scale and one zero point, whether stored once or repeated per channel."""
+    return np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])
+
+
+def onert_hazards(graph):
+    """What onert 0.1.0 or luci-interpreter computes wrongly or cannot run in a circle-stage graph
+    written with the luci profile: one line per op kind, with the first op's name."""
+    found = {}
+    for op in graph.ops:
+        why = None
+        if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] is not None and \
+                op.inputs[1].qparams is not None and not _uniform(op.inputs[1].qparams):
+            why = "per-channel uint8 FULLY_CONNECTED: onert and luci-interpreter use channel 0's scale"
+        elif op.kind == "HARD_SWISH" and op.outputs[0].qparams is not None:
+            why = "quantized HARD_SWISH: onert has none, luci-interpreter runs it in float only"
+        elif op.kind == "MUL" and op.outputs[0].qparams is not None:
+            why = "uint8 MUL: luci-interpreter has no uint8 MUL"
+        elif op.kind == "QUANTIZE" and op.inputs[0].qparams is not None:
+            why = "integer-to-integer QUANTIZE: onert quantizes only from float"
+        if why is not None and why not in found:
+            found[why] = op.name or op.outputs[0].name
+    return ["%s (first: %s)" % (why, name) for why, name in found.items()]
+
+
+# the passes each profile runs after the common ones, in order
+PROFILE_PASSES = {
+    "luci": (requantize_in_one_op, unify_weight_granularity),
+    "onert": (unify_weight_granularity, fc_as_conv, mul_in_float),
+}

@@ -1,0 +1,177 @@
+"""ONE's own tools as the judge (skipped, with the reason, when ONE_BIN_DIR names no ONE bin/).
+
+For the circles of the architecture models (eager PTQ x86 and qnnpack, FX), single ops and PT2E
+programs, in both profiles:
+
+* ``circle-quantizer --fake_quantize``: luci imports, validates and converts every op;
+* ``circle2circle`` with every O1 pass of the installed one-cmds (``CONSTANT.O1`` in its
+  ``onelib/constant.py``, read at run time): what ``one-optimize`` runs;
+* luci's ``QuantizedModelVerifier`` through ``luci-verify-quant MODEL u8 layer|channel`` when that
+  program is in ONE_BIN_DIR (a small program linked with luci; not part of ONE or of this repo),
+  in the granularity our own verifier reads off the model, and agreeing with our verifier;
+* ``circle-interpreter`` (luci-interpreter) against PyTorch, at most 1 LSB per single op, on the
+  onert profile (the one meant for it);
+* ``onecc -C`` with this driver, ``one-optimize`` (include=O1) and ``one-pack``, the packed circle
+  then run on onert with the same outputs as the imported one.
+"""
+import configparser
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import archmodels as A
+import pt2models as P
+import qmodels as Q
+from oracles import run_onert
+from onelib.pytorch_quant import api, verify
+from onelib.pytorch_quant.runtimes import run_luci_interpreter
+
+BIN = os.environ.get("ONE_BIN_DIR", "")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool(name):
+    path = os.path.join(BIN, name)
+    return path if BIN and os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+pytestmark = pytest.mark.skipif(
+    _tool("circle-quantizer") is None,
+    reason="ONE's tools not found: set ONE_BIN_DIR to a ONE bin/ folder with circle-quantizer, "
+           "circle2circle, circle-interpreter and one-cmds (built from Samsung/ONE's sources)")
+
+
+def o1_flags():
+    """``--<pass>`` for every pass of ONE's O1 group, read from the installed one-cmds."""
+    path = os.path.join(BIN, "onelib", "constant.py")
+    spec = importlib.util.spec_from_file_location("one_constant", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return ["--" + p for p in mod.CONSTANT.O1]
+
+
+def run(cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, timeout=600, **kw)
+
+
+def judge(circle_path, data):
+    """Every ONE check on one circle file; returns a dict of failures (empty when all pass)."""
+    bad = {}
+    out = circle_path + ".fq.circle"
+    p = run([_tool("circle-quantizer"), "--fake_quantize", circle_path, out])
+    if p.returncode != 0:
+        bad["fake_quantize"] = p.stdout.decode(errors="replace")[-600:]
+    c2c = _tool("circle2circle")
+    if c2c:
+        p = run([c2c] + o1_flags() + [circle_path, circle_path + ".o1.circle"])
+        if p.returncode != 0:
+            bad["O1"] = p.stdout.decode(errors="replace")[-600:]
+    lv = _tool("luci-verify-quant")
+    if lv:
+        gran = verify.granularity_of(data) or "layer"
+        p = run([lv, circle_path, "u8", gran])
+        ours = verify.errors(verify.verify_circle(data, target="luci"))
+        if (p.returncode != 0) != bool(ours):
+            bad["verifier_agreement"] = "luci says rc %d (%s); ours: %s" % (
+                p.returncode, p.stdout.decode(errors="replace")[-400:], [str(f) for f in ours[:3]])
+        elif p.returncode != 0:
+            bad["luci_verifier"] = p.stdout.decode(errors="replace")[-600:]
+    return bad
+
+
+EAGER = [(a, "ptq", e) for a in A.ARCHS for e in Q.ENGINES] + [(a, "fx", "x86") for a in A.FX_ARCHS]
+
+
+@pytest.mark.parametrize("profile", ["luci", "onert"])
+@pytest.mark.parametrize("case", EAGER, ids=["-".join(c) for c in EAGER])
+def test_architecture_circles_pass_one_tools(case, profile, tmp_path):
+    path, shape, _, _ = A.build(*case, folder=tmp_path)
+    conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)], profile=profile))
+    cpath = os.path.join(str(tmp_path), "m.circle")
+    conv.save(cpath)
+    bad = judge(cpath, conv.circle)
+    if profile == "onert":
+        # float islands are on purpose in the onert profile: luci's type rule does not apply
+        bad.pop("luci_verifier", None)
+        bad.pop("verifier_agreement", None)
+    assert bad == {}, bad
+
+
+PT2 = ["mobilenet", "basic_block", "inverted_residual", "conv_maxpool", "cat", "slice_features"]
+
+
+@pytest.mark.parametrize("name", PT2)
+def test_pt2_circles_pass_one_tools(name, tmp_path):
+    q, path, x, want = P.built_once({}, str(tmp_path), name, "xnnpack")
+    conv = api.convert(path)
+    cpath = os.path.join(str(tmp_path), "m.circle")
+    conv.save(cpath)
+    assert judge(cpath, conv.circle) == {}
+
+
+SINGLE = sorted(Q.SINGLE_OP_MODELS)
+
+
+@pytest.mark.skipif(_tool("circle-interpreter") is None, reason="no circle-interpreter in ONE_BIN_DIR")
+@pytest.mark.parametrize("engine", Q.ENGINES)
+@pytest.mark.parametrize("name", SINGLE)
+def test_single_op_on_luci_interpreter(name, engine, tmp_path):
+    factory, shape = Q.SINGLE_OP_MODELS[name]
+    qm = Q.quantize_eager(factory(), engine, shape)
+    path = os.path.join(str(tmp_path), "m.pt")
+    Q.trace_and_save(qm, shape, path, engine=engine)
+    conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)], profile="onert",
+                                                input_type="uint8", output_type="uint8"))
+    x = Q.grid_input(qm, shape, seed=3, qmax=127 if engine == "x86" else 255)
+    in_q = Q.input_qparams(qm)
+    codes = np.clip(np.round(x / in_q.scale) + in_q.zero_point, 0, 255).astype(np.uint8)
+    want = Q.reference(qm, x, engine).q
+    got = run_luci_interpreter(conv.circle, [codes])[0]
+    assert got.shape == want.shape
+    assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1
+
+
+def _installed_bin(tmp):
+    """A ONE bin/ with this driver installed beside onecc (symlinks), as CMake's install lays it."""
+    b = os.path.join(tmp, "bin")
+    os.makedirs(os.path.join(b, "onelib"))
+    for n in os.listdir(BIN):
+        if n != "onelib":
+            os.symlink(os.path.join(BIN, n), os.path.join(b, n))
+    for n in os.listdir(os.path.join(BIN, "onelib")):
+        os.symlink(os.path.join(BIN, "onelib", n), os.path.join(b, "onelib", n))
+    os.symlink(os.path.join(ROOT, "onelib", "pytorch_quant"), os.path.join(b, "onelib", "pytorch_quant"))
+    os.symlink(os.path.join(ROOT, "one-import-pytorch-quant"), os.path.join(b, "one-import-pytorch-quant"))
+    return b
+
+
+@pytest.mark.skipif(_tool("onecc") is None, reason="no onecc in ONE_BIN_DIR")
+@pytest.mark.parametrize("profile", ["onert", "luci"])
+def test_onecc_import_optimize_pack(profile, tmp_path):
+    tmp = str(tmp_path)
+    q, path, x, want = P.built_once({}, tmp, "inverted_residual", "xnnpack")
+    shutil.copy(path, os.path.join(tmp, "model_q.pt2"))
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str
+    cfg.read(os.path.join(ROOT, "cfg", "pipeline.cfg"))
+    cfg["one-import-pytorch-quant"]["profile"] = profile
+    with open(os.path.join(tmp, "pipeline.cfg"), "w") as f:
+        cfg.write(f)
+    b = _installed_bin(tmp)
+    p = run([os.path.join(b, "onecc"), "-C", "pipeline.cfg"], cwd=tmp)
+    assert p.returncode == 0, p.stdout.decode(errors="replace")[-3000:]
+    packed = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(tmp, "model_q_pack")) for f in fs
+              if f.endswith(".circle")]
+    assert packed, "one-pack wrote no circle"
+    imported = os.path.join(tmp, "model_q.circle")
+    if profile == "onert":
+        a = run_onert(imported, x)
+        b2 = run_onert(packed[0], x)
+        for u, v in zip(a, b2):
+            np.testing.assert_array_equal(u, v)
