@@ -403,8 +403,8 @@ def describe_profile(cfg_path):
     if raw.get("profile"):
         return "profile=%s (the form that %s computes right)" % (raw["profile"], raw["profile"])
     if cfgfile.parse_bool(raw.get("fc_as_conv", False), "fc_as_conv", SECTION):
-        return ("fc_as_conv=True: per-channel Linear as 1x1 CONV_2D, which onert and luci-interpreter "
-                "compute right (their uint8 FULLY_CONNECTED uses channel 0's scale)")
+        return ("fc_as_conv=True, the form onert computes right (per-channel Linear as 1x1 CONV_2D: "
+                "onert's and luci-interpreter's uint8 FULLY_CONNECTED use channel 0's scale)")
     return "luci's default form (per-channel FULLY_CONNECTED: wrong on onert 0.1.0 and luci-interpreter)"
 
 

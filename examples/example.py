@@ -98,14 +98,15 @@ def run(args):
     batch = digits.cfg_batch(cfgs[0][1])
     print("3. runtime form: %s" % digits.describe_profile(cfgs[0][1]))
 
+    print("4. quantized and converted (driver as onecc runs it, in %s):" % _shown(work))
     rows = []
     for recipe, cfg in cfgs:
         q = digits.RECIPES[recipe](model, data, batch)
         src = q.save(input_path_of(cfg, work))
         rc, conv_secs = convert_with_driver(cfg, work)
         circle = output_path_of(cfg, work)
-        print("4. %-13s %s -> one-import-pytorch-quant -C cfg/%s -> %s"
-              % (q.recipe, _shown(src), os.path.basename(cfg), _shown(circle)))
+        print("   %-13s %s -> one-import-pytorch-quant -C cfg/%s -> %s"
+              % (q.recipe, os.path.basename(src), os.path.basename(cfg), os.path.basename(circle)))
         if rc != 0:
             print("   conversion failed (exit %d); see %s.log" % (rc, _shown(circle)))
             return rc
@@ -144,13 +145,14 @@ def run(args):
         row.append("%.1f s" % conv_secs)
         table.append(row)
 
+    print("5. ran on the %d held-out images:" % n)
     print()
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     print()
-    print("accuracy on the %d held-out images; agree = same arg-max as PyTorch's quantized model; "
-          "LSB = steps of the output scale; convert = the driver process" % n)
+    print("agree: same arg-max as PyTorch's quantized model; max LSB: largest logit difference in steps "
+          "of the output scale; convert: the driver process")
     if not luci_exe:
         print("luci-interpreter: skipped, %s" % luci_why)
     print("%s in %.0f s" % ("all circles match PyTorch" if ok else "MISMATCH: a circle differs from PyTorch",
