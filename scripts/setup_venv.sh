@@ -28,7 +28,7 @@ fi
 
 stamp=venv/.requirements.stamp
 want="$(cat requirements.txt requirements-test.txt; echo "$TORCHAO_PIN")"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && venv/bin/python -c 'import torch, numpy, flatbuffers, circle_schema, onert, tico, torchao, pytest' >/dev/null 2>&1; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && venv/bin/python -c 'import torch, numpy, flatbuffers, circle_schema, onert, tico, torchao, pytest, sklearn' >/dev/null 2>&1; then
   echo "setup_venv.sh: venv up to date"
   exit 0
 fi
@@ -37,5 +37,5 @@ fi
 # then find it installed. torchao goes last without its dependencies, which would pull another torch.
 venv/bin/python -m pip install -q -r requirements-test.txt
 venv/bin/python -m pip install -q --no-deps "$TORCHAO_PIN"
-venv/bin/python -c 'import torch, numpy, flatbuffers, circle_schema, onert, tico, torchao, pytest; print("setup_venv.sh: torch", torch.__version__)'
+venv/bin/python -c 'import torch, numpy, flatbuffers, circle_schema, onert, tico, torchao, pytest, sklearn; print("setup_venv.sh: torch", torch.__version__)'
 printf '%s' "$want" > "$stamp"
