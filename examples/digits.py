@@ -401,7 +401,10 @@ def describe_profile(cfg_path):
     from onelib.pytorch_quant import cfgfile
     raw = cfgfile.read_section(cfg_path, SECTION)
     if raw.get("profile"):
-        return "profile=%s (the form that %s computes right)" % (raw["profile"], raw["profile"])
+        if raw["profile"] == "onert":
+            return ("profile=onert, the form onert and luci-interpreter compute right (per-channel "
+                    "Linear as 1x1 CONV_2D: their uint8 FULLY_CONNECTED uses channel 0's scale)")
+        return "profile=%s (luci's form, for luci and NPU backends)" % raw["profile"]
     if cfgfile.parse_bool(raw.get("fc_as_conv", False), "fc_as_conv", SECTION):
         return ("fc_as_conv=True, the form onert computes right (per-channel Linear as 1x1 CONV_2D: "
                 "onert's and luci-interpreter's uint8 FULLY_CONNECTED use channel 0's scale)")

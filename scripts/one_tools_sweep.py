@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 import fullsize_sweep as S  # noqa: E402
 import qmodels as Q  # noqa: E402
+from one_layout import installed_bin  # noqa: E402
 
 BIN = os.environ.get("ONE_BIN_DIR", "")
 
@@ -117,20 +118,6 @@ def max_lsb(refs, outs, oq):
     return worst
 
 
-def installed_bin(tmp):
-    """ONE's bin/ with this driver installed beside onecc (symlinks)."""
-    b = os.path.join(tmp, "bin")
-    os.makedirs(os.path.join(b, "onelib"))
-    for n in os.listdir(BIN):
-        if n != "onelib":
-            os.symlink(os.path.join(BIN, n), os.path.join(b, n))
-    for n in os.listdir(os.path.join(BIN, "onelib")):
-        os.symlink(os.path.join(BIN, "onelib", n), os.path.join(b, "onelib", n))
-    os.symlink(os.path.join(ROOT, "onelib", "pytorch_quant"), os.path.join(b, "onelib", "pytorch_quant"))
-    os.symlink(os.path.join(ROOT, "one-import-pytorch-quant"), os.path.join(b, "one-import-pytorch-quant"))
-    return b
-
-
 def onecc_pipeline(model_path, shape, x, folder):
     """onecc -C: import (onert profile) -> one-optimize O1 -> one-pack; 'same' when the packed
     circle gives the imported circle's outputs on onert."""
@@ -147,7 +134,7 @@ def onecc_pipeline(model_path, shape, x, folder):
            % (ext, "input_shapes=%s\n" % ",".join(map(str, shape)) if ext == ".pt" else ""))
     with open(os.path.join(work, "p.cfg"), "w") as f:
         f.write(cfg)
-    b = installed_bin(work)
+    b = installed_bin(BIN, work)
     rc, msg = run([os.path.join(b, "onecc"), "-C", "p.cfg"], cwd=work)
     if rc != 0:
         return "FAIL(%s)" % msg

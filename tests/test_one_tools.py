@@ -27,6 +27,7 @@ import pytest
 import archmodels as A
 import pt2models as P
 import qmodels as Q
+from one_layout import installed_bin
 from oracles import run_onert
 from onelib.pytorch_quant import api, verify
 from onelib.pytorch_quant.runtimes import run_luci_interpreter
@@ -137,20 +138,6 @@ def test_single_op_on_luci_interpreter(name, engine, tmp_path):
     assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1
 
 
-def _installed_bin(tmp):
-    """A ONE bin/ with this driver installed beside onecc (symlinks), as CMake's install lays it."""
-    b = os.path.join(tmp, "bin")
-    os.makedirs(os.path.join(b, "onelib"))
-    for n in os.listdir(BIN):
-        if n != "onelib":
-            os.symlink(os.path.join(BIN, n), os.path.join(b, n))
-    for n in os.listdir(os.path.join(BIN, "onelib")):
-        os.symlink(os.path.join(BIN, "onelib", n), os.path.join(b, "onelib", n))
-    os.symlink(os.path.join(ROOT, "onelib", "pytorch_quant"), os.path.join(b, "onelib", "pytorch_quant"))
-    os.symlink(os.path.join(ROOT, "one-import-pytorch-quant"), os.path.join(b, "one-import-pytorch-quant"))
-    return b
-
-
 @pytest.mark.skipif(_tool("onecc") is None, reason="no onecc in ONE_BIN_DIR")
 @pytest.mark.parametrize("profile", ["onert", "luci"])
 def test_onecc_import_optimize_pack(profile, tmp_path):
@@ -163,7 +150,7 @@ def test_onecc_import_optimize_pack(profile, tmp_path):
     cfg["one-import-pytorch-quant"]["profile"] = profile
     with open(os.path.join(tmp, "pipeline.cfg"), "w") as f:
         cfg.write(f)
-    b = _installed_bin(tmp)
+    b = installed_bin(BIN, tmp)
     p = run([os.path.join(b, "onecc"), "-C", "pipeline.cfg"], cwd=tmp)
     assert p.returncode == 0, p.stdout.decode(errors="replace")[-3000:]
     packed = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(tmp, "model_q_pack")) for f in fs

@@ -4,7 +4,8 @@ Standard library only. The tools are looked up in this order, first directory th
 
 1. ``--one_bin_dir`` (an error if it has none of the tools: the user asked for it);
 2. the environment variable ``ONE_BIN_DIR``;
-3. the driver's own directory, when it holds ``circle-quantizer`` (we were installed into ONE's bin);
+3. the folder the driver was run from, then the driver's own (real) directory, when it holds
+   ``circle-quantizer`` (we were installed, or linked, into ONE's bin);
 4. the directory of the real ``onecc`` found on ``PATH``;
 5. ``/usr/share/one/bin`` (the Debian package's place).
 
@@ -17,6 +18,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 
 CIRCLE_VERIFY = "circle-verify"
@@ -88,6 +90,11 @@ def candidate_bin_dirs(environ=None, driver_dir=None):
     found = []
     if environ.get(ENV_BIN_DIR):
         found.append(("$" + ENV_BIN_DIR, environ[ENV_BIN_DIR]))
+    # the folder the driver was run from: a symlink in ONE's bin/ (onecc runs it there) counts as
+    # installed there, whatever folder the link points into
+    invoked = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+    if invoked and invoked != driver_dir and _is_exe(os.path.join(invoked, CIRCLE_QUANTIZER)):
+        found.append(("driver's folder as run", invoked))
     if _is_exe(os.path.join(driver_dir, CIRCLE_QUANTIZER)):
         found.append(("driver directory", driver_dir))
     onecc = shutil.which("onecc", path=environ.get("PATH", os.defpath))
