@@ -162,3 +162,15 @@ def test_onecc_import_optimize_pack(profile, tmp_path):
         b2 = run_onert(packed[0], x)
         for u, v in zip(a, b2):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.skipif(_tool("circle-interpreter") is None, reason="no circle-interpreter in ONE_BIN_DIR")
+@pytest.mark.parametrize("name", ["hw", "hw_keepdim", "c", "c_keepdim", "cw", "flat_last"])
+def test_mean_forms_on_luci_interpreter(name, tmp_path):
+    """luci-interpreter crashes on a uint8 MEAN unless it is 4-D over axes 1, 2 with keepDims;
+    the onert profile writes every mean that way (ShuffleNetV2's x.mean([2, 3]) crashed it)."""
+    from test_profiles import mean_circle
+    conv, codes, want = mean_circle(name, tmp_path)
+    got = run_luci_interpreter(conv.circle, [codes])[0]
+    assert got.shape == want.shape
+    assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1

@@ -182,3 +182,43 @@ def test_driver_names_the_profile_and_warns_for_onert(tmp_path):
     assert "profile luci" in outs["luci"][0] and "profile onert" in outs["onert"][0]
     assert "--profile onert" in outs["luci"][1] and "FULLY_CONNECTED" in outs["luci"][1]
     assert outs["onert"][1] == ""
+
+
+MEAN_CASES = {
+    "hw": lambda x: x.mean([2, 3]),
+    "hw_keepdim": lambda x: x.mean([2, 3], keepdim=True),
+    "c": lambda x: x.mean([1]),
+    "c_keepdim": lambda x: x.mean([1], keepdim=True),
+    "cw": lambda x: x.mean([1, 3]),
+    "flat_last": lambda x: x.flatten(2).mean(-1),
+}
+
+
+def mean_circle(name, tmp_path, profile="onert"):
+    """(circle Conversion, input codes, PyTorch's output codes) of one quantized mean."""
+    in_q, shape = (0.05, 128), (1, 8, 5, 6)
+    model = _PadModel(_Fn(MEAN_CASES[name]), in_q).eval()
+    path = os.path.join(str(tmp_path), "mean_%s.pt" % name)
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(model, torch.zeros(shape), check_trace=False), path)
+    conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)], input_type="uint8",
+                                                output_type="uint8", profile=profile))
+    codes = np.random.RandomState(5).randint(0, 256, size=shape).astype(np.uint8)
+    with torch.no_grad():
+        qx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(codes), in_q[0], in_q[1])
+        want = model.op(qx).int_repr().numpy()
+    return conv, codes, want
+
+
+@pytest.mark.parametrize("name", sorted(MEAN_CASES))
+def test_onert_profile_mean_is_4d_over_hw(name, tmp_path):
+    """onert profile: every quantized MEAN is the one form luci-interpreter runs (4-D, keepDims,
+    axes 1 and 2; tests/test_one_tools.py runs it there), within 1 LSB on onert and TICO."""
+    conv, codes, want = mean_circle(name, tmp_path)
+    means = [op for op in conv.graph.ops if op.kind == "MEAN"]
+    assert means and all(len(op.inputs[0].shape) == 4 and op.attrs["keepDims"]
+                         and sorted(op.inputs[1].data.tolist()) == [1, 2] for op in means)
+    for run in (run_onert, run_tico):
+        got = run(conv.circle, [codes])[0]
+        assert got.shape == want.shape
+        assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1

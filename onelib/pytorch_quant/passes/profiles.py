@@ -212,6 +212,53 @@ def mul_in_float(graph, options):
     graph.ops = new_ops
 
 
+def mean_as_hw_of_4d(graph, options):
+    """onert profile: every quantized MEAN as a 4-D MEAN over axes 1 and 2 with keepDims,
+    between RESHAPEs (and a TRANSPOSE when the reduced axes are not next to each other).
+
+    luci-interpreter's uint8 MEAN crashes (SIGSEGV, "free(): invalid size") in every other form:
+    its loader gives the int32 running sum a buffer of the input's element type (one byte per
+    element). Only the 4-D, keepDims, axes (1, 2) form skips that buffer. Viewing the input as
+    [outer, 1, reduced, inner] averages the same elements, so the result is the same mean.
+    """
+    new_ops = []
+    for op in graph.ops:
+        x = op.inputs[0] if op.inputs else None
+        if op.kind != "MEAN" or x is None or x.qparams is None or not op.inputs[1].is_const:
+            new_ops.append(op)
+            continue
+        rank = len(x.shape)
+        axes = sorted(set(int(a) % rank for a in np.asarray(op.inputs[1].data).reshape(-1)))
+        y = op.outputs[0]
+        if rank == 4 and axes == [1, 2] and op.attrs.get("keepDims"):
+            new_ops.append(op)
+            continue
+        name = op.name or y.name
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            kept = [d for d in range(rank) if d not in axes]
+            perm = kept + axes
+            xt = Tensor(name + "/reduced_last", tuple(x.shape[d] for d in perm), x.dtype, x.qparams.copy())
+            new_ops.append(Op("TRANSPOSE", [x, Tensor(name + "/reduced_last/perm", (rank,), "int32", None,
+                                                     np.array(perm, np.int32))], [xt], {}, xt.name))
+            x, axes = xt, list(range(len(kept), rank))
+        outer = int(np.prod(x.shape[:axes[0]]))
+        red = int(np.prod([x.shape[a] for a in axes]))
+        inner = int(np.prod(x.shape[axes[-1] + 1:]))
+        x4 = Tensor(name + "/as_4d", (outer, 1, red, inner), x.dtype, x.qparams.copy())
+        new_ops.append(_reshape_op(x, x4))
+        m4 = Tensor(name + "/mean_4d", (outer, 1, 1, inner), y.dtype, y.qparams.copy())
+        new_ops.append(Op("MEAN", [x4, Tensor(name + "/axes_hw", (2,), "int32", None, np.array([1, 2], np.int32))],
+                          [m4], {"keepDims": True}, op.name))
+        new_ops.append(_reshape_op(m4, y))
+    graph.ops = new_ops
+
+
+def _reshape_op(src, dst):
+    shape = np.array(dst.shape, np.int32)
+    return Op("RESHAPE", [src, Tensor(dst.name + "/shape", (len(dst.shape),), "int32", None, shape)], [dst],
+              {"newShape": [int(v) for v in shape]}, dst.name)
+
+
 def requantize_in_one_op(graph, options):
     """luci profile: DEQUANTIZE -> QUANTIZE onto another grid is one integer QUANTIZE."""
     fold_requantize(graph, options, collapse_only=False)
@@ -245,5 +292,5 @@ def onert_hazards(graph):
 # the passes each profile runs after the common ones, in order
 PROFILE_PASSES = {
     "luci": (requantize_in_one_op, unify_weight_granularity),
-    "onert": (unify_weight_granularity, fc_as_conv, mul_in_float),
+    "onert": (unify_weight_granularity, fc_as_conv, mul_in_float, mean_as_hw_of_4d),
 }
