@@ -206,3 +206,19 @@ def merge(args, values):
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
+
+
+def sections_with_key(path, key):
+    """The sections of cfg ``path`` (INI or TOML) that hold ``key``; [] when it cannot be read.
+    For the error that says where a key the driver missed is instead."""
+    try:
+        text = _read_text(path)
+        if looks_like_toml(path, text):
+            data = _toml_module().loads(text)
+            return [s for s, t in data.items() if isinstance(t, dict) and key in t]
+        parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
+        parser.optionxform = str
+        parser.read_string(text, source=path)
+        return [s for s in parser.sections() if parser.has_option(s, key)]
+    except Exception:   # only a hint for another error: never fail here
+        return []
