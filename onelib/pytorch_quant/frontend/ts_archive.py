@@ -69,6 +69,7 @@ DENIED = re.compile(r"(^|_)(from_file|file|files|save|load|open|mmap|shared|shar
 MAX_CODE_BYTES = 64 << 20      # all of code/ together (real quantized models: tens of kB)
 MAX_MEMBERS = 100000
 _MANGLE = re.compile(r"___torch_mangle_\d+\.")
+_MANGLE_TEXT = re.compile(rb"___torch_mangle_\d+")
 _DEBUG_SUFFIXES = (".py.debug_pkl",)
 
 
@@ -105,6 +106,13 @@ class _Class(object):
         self.qualname = qualname
         self.member = member
         self.methods = dict((f.name, f) for f in node.body if isinstance(f, ast.FunctionDef))
+        self._nodes = {}
+
+    def nodes(self, mname):
+        """Every AST node of a method, walked once."""
+        if mname not in self._nodes:
+            self._nodes[mname] = list(ast.walk(self.methods[mname]))
+        return self._nodes[mname]
 
 
 def inspect_archive(path, source=None):
@@ -137,6 +145,7 @@ def inspect_archive(path, source=None):
                 _refuse(source, name, "code/ declares more than %d MB" % (MAX_CODE_BYTES >> 20))
             code.append((name, rel[:-3].replace("/", ".")))
         classes, functions = [], []
+        seen = set()   # torch writes one copy of a class per mangled variant: check each text once
         for name, module in code:
             try:
                 with z.open(name) as f:
@@ -146,6 +155,10 @@ def inspect_archive(path, source=None):
                 raise ConversionError("%s: %s cannot be read: %s" % (source, name, e))
             except Exception as e:   # zlib.error
                 raise ConversionError("%s: %s cannot be read: %s" % (source, name, e))
+            key = (_MANGLE.sub("", module + "."), _MANGLE_TEXT.sub(b"", data))
+            if key in seen:
+                continue
+            seen.add(key)
             try:
                 tree = ast.parse(data.decode("utf-8"), name)
             except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeDecodeError) as e:
@@ -158,10 +171,10 @@ def inspect_archive(path, source=None):
                     functions.append((module + node.name, name, node))
         _check_load_time(source, classes)
         for cls in classes:
-            for mname, fn in cls.methods.items():
-                _check_names(source, "%s, %s.%s" % (cls.member, cls.qualname, mname), fn)
+            for mname in cls.methods:
+                _check_names(source, "%s, %s.%s" % (cls.member, cls.qualname, mname), cls.nodes(mname))
         for qualname, member, fn in functions:
-            _check_names(source, "%s, %s" % (member, qualname), fn)
+            _check_names(source, "%s, %s" % (member, qualname), ast.walk(fn))
 
 
 def _check_load_time(source, classes):
@@ -181,7 +194,7 @@ def _check_load_time(source, classes):
             if mname in seen or mname not in cls.methods:
                 continue
             seen.add(mname)
-            for call in _calls(cls.methods[mname]):
+            for call in [n for n in cls.nodes(mname) if isinstance(n, ast.Call)]:
                 name = _call_name(call)
                 if name is None or name not in LOAD_TIME_CALLS and \
                         name.split(".")[-1] not in LOAD_TIME_CALLS:
@@ -192,13 +205,9 @@ def _check_load_time(source, classes):
                     todo.append(call.func.attr)
 
 
-def _calls(fn):
-    return [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
-
-
-def _check_names(source, where, fn):
+def _check_names(source, where, nodes):
     """Anywhere: no denied name, no foreign op namespace or custom class."""
-    for node in ast.walk(fn):
+    for node in nodes:
         if isinstance(node, ast.Attribute):
             d = _dotted(node)
             parts = d.split(".") if d else [node.attr]
