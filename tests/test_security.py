@@ -544,6 +544,13 @@ def test_item10_long_legal_output_name(tmp_path, models):
     assert out.exists()
 
 
+def test_item10_numpy_reprs_become_numbers():
+    from onelib.pytorch_quant.errors import ConversionError
+    line = _driver_module()._one_line(ConversionError("m.pt2: dims [np.int64(0), np.int64(3)] scale "
+                                                      "np.float32(0.5) flag np.True_"))
+    assert line == NAME + ": ConversionError: m.pt2: dims [0, 3] scale 0.5 flag np.True_"
+
+
 def test_item10_no_numpy_reprs_in_messages(tmp_path, models):
     p = B.Pt2(models["pt2"])
     doc = p.model()
