@@ -38,6 +38,8 @@ def check_regular_file(path, source=None):
         raise ConversionError("%s: no such file" % source)
     except OSError as e:
         raise ConversionError("%s: cannot be read: %s" % (source, e.strerror or e))
+    except ValueError:   # a NUL character in the name
+        raise ConversionError("%r: not a file name (it holds a NUL character)" % (source,))
     if stat.S_ISDIR(st.st_mode):
         raise ConversionError("%s: is a directory, not a model file" % source)
     if not stat.S_ISREG(st.st_mode):
