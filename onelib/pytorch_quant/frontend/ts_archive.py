@@ -23,6 +23,7 @@ import re
 import zipfile
 
 from ..errors import ConversionError
+from .zip_archive import budget_for
 
 # classes whose __setstate__/__getstate__ torch itself generates for quantized modules
 LOAD_TIME_CLASS_PREFIXES = (
@@ -115,17 +116,39 @@ class _Class(object):
         return self._nodes[mname]
 
 
+def _file_size(z):
+    try:
+        f = z.fp
+        pos = f.tell()
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(pos)
+        return size
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def inspect_archive(path, source=None):
     """Refuse (ConversionError) a TorchScript archive whose code could act when loaded."""
-    source = source or path
+    source = source or getattr(path, "name", path)
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            UnicodeDecodeError, OverflowError) as e:
         raise ConversionError("%s: not a readable TorchScript archive: %s" % (source, e))
     with z:
         infos = z.infolist()
         if len(infos) > MAX_MEMBERS:
             _refuse(source, "zip directory", "%d members" % len(infos))
+        # torch reads every member whole: sizes from the zip directory, before torch does
+        size = _file_size(z)
+        declared = sum(i.file_size for i in infos)
+        if size is not None and declared > budget_for(size):
+            raise ConversionError("%s: the zip directory declares %d bytes of members in a %d-byte "
+                                  "file (a zip bomb?)" % (source, declared, size))
+        for info in infos:
+            if info.flag_bits & 0x1:
+                raise ConversionError("%s: member %s is encrypted" % (source, info.filename))
         code = []
         total = 0
         for info in infos:
