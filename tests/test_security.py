@@ -421,6 +421,9 @@ CORPUS = {
                                ["model_weights_config.json", "tensor_meta"]),
     "weight_outside_storage": (_w(lambda c: _first_cfg(c)["tensor_meta"].__setitem__(
         "storage_offset", {"as_int": 10 ** 6})), ["outside"]),
+    "conv_stride_over_int32": (_mutate_model(lambda d: [a.__setitem__("arg", {"as_ints": [2 ** 31, 2 ** 31]})
+                                                        for a in B.first_node(d, "conv2d")["inputs"]
+                                                        if a["name"] == "stride"]), ["stride", "int32"]),
     "config_not_object": (_w(lambda c: c.__setitem__("config", [1])), ["model_weights_config.json", "config"]),
 }
 

@@ -41,12 +41,30 @@ def _need_channels(graph, op, x, axis, want):
                                                                   x.name, _dims(x.shape), got))
 
 
+INT32 = 1 << 31
+
+
+def _check_attrs(graph, op):
+    """circle stores strides, paddings, axes and sizes as int32: larger ones are an error here,
+    naming the op and the attribute, not an overflow in the writer."""
+    for key, v in sorted(op.attrs.items()):
+        items = v if isinstance(v, (list, tuple)) else [v]
+        for x in items:
+            if isinstance(x, bool) or not isinstance(x, int):
+                continue
+            if not -INT32 <= x < INT32:
+                raise ConversionError("%s: %s (%s): attribute %s=%s is out of the int32 range circle stores"
+                                      % (graph.source, op.name, op.kind, key, v))
+
+
 def check_graph(graph):
-    """After shape inference: every op's input fits its weights, every dimension is positive."""
+    """After shape inference: every op's input fits its weights, every dimension is positive,
+    every integer attribute fits circle's int32 fields."""
     for op in graph.ops:
-        if not op.inputs or op.inputs[0] is None or op.inputs[0].shape is None:
+        _check_attrs(graph, op)
+        x = op.inputs[0] if op.inputs else None
+        if x is None or x.shape is None:
             continue
-        x = op.inputs[0]
         w = op.inputs[1] if len(op.inputs) > 1 else None
         if op.kind == "conv2d" and w is not None and w.shape is not None and len(w.shape) == 4:
             _need_rank(graph, op, x, 4, "N,C,H,W")
@@ -57,6 +75,9 @@ def check_graph(graph):
         elif op.kind == "batch_norm2d":
             _need_rank(graph, op, x, 4, "N,C,H,W")
         for t in op.outputs:
+            if t is not None and t.shape is not None and any(int(d) >= INT32 for d in t.shape):
+                raise ConversionError("%s: %s (%s) would give '%s' the shape [%s], beyond circle's int32 "
+                                      "dimensions" % (graph.source, op.name, op.kind, t.name, _dims(t.shape)))
             if t is not None and t.shape is not None and any(int(d) <= 0 for d in t.shape):
                 raise ConversionError("%s: %s (%s) would give '%s' the shape [%s]; the input is too small "
                                       "for it (check --input_shapes)" % (graph.source, op.name, op.kind,

@@ -617,7 +617,8 @@ class _Walker(object):
             return False
         try:
             bounds = _slice_bounds(self, node)
-        except (_Unsupported, ConversionError):   # the reader says why
+        except (_Unsupported, ConversionError, TypeError, ValueError, KeyError, IndexError,
+                AttributeError, ArithmeticError):   # the reader says why, naming the node
             return False
         return bounds[1] == 0 and bounds[2] == bounds[3]
 
