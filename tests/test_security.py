@@ -520,6 +520,13 @@ def test_item10_unreadable_input_message_from_the_reader(tmp_path, monkeypatch):
     assert "Permission denied" in str(e.value) and "not a zip" not in str(e.value)
 
 
+def test_item10_cfg_that_is_a_directory_or_device(tmp_path):
+    (tmp_path / "d.cfg").mkdir()
+    for cfg, needle in ((str(tmp_path / "d.cfg"), "is a directory"), ("/dev/zero", "not a regular file")):
+        proc = run_driver(["-C", cfg], cwd=str(tmp_path), timeout=60)
+        assert_one_line(proc, needle)
+
+
 def test_item10_truncated_pt2_is_not_called_a_pickle(tmp_path, models):
     data = open(models["pt2"], "rb").read()
     (tmp_path / "t.pt2").write_bytes(data[:-22])

@@ -8,6 +8,8 @@ that every dimension stays positive.
 """
 from .errors import ConversionError
 
+INT32 = 1 << 31
+
 
 def check_input_shapes(graph, options):
     """More shapes than inputs is an error, as is a non-positive dimension."""
@@ -17,9 +19,9 @@ def check_input_shapes(graph, options):
                               % (graph.source, len(shapes), ":".join(",".join(str(d) for d in s) for s in shapes),
                                  len(graph.inputs), "" if len(graph.inputs) == 1 else "s"))
     for s in shapes:
-        if any(int(d) <= 0 for d in s):
-            raise ConversionError("%s: input shape %s has a dimension that is not positive"
-                                  % (graph.source, ",".join(str(d) for d in s)))
+        if any(int(d) <= 0 or int(d) >= INT32 for d in s):
+            raise ConversionError("%s: input shape %s has a dimension that is not in 1..%d"
+                                  % (graph.source, ",".join(str(d) for d in s), INT32 - 1))
 
 
 def _dims(shape):
@@ -39,9 +41,6 @@ def _need_channels(graph, op, x, axis, want):
         raise ConversionError("%s: %s (%s) reads %d channels, but its input '%s' has shape [%s] (%d "
                               "channels); check --input_shapes" % (graph.source, op.name, op.kind, want,
                                                                   x.name, _dims(x.shape), got))
-
-
-INT32 = 1 << 31
 
 
 def _check_attrs(graph, op):
