@@ -108,6 +108,14 @@ def test_item1_archive_code_is_inspected_before_loading(tmp_path, rel, text, nee
     assert "\n" not in str(e.value)
 
 
+def test_item1_user_attribute_names_are_not_judged_as_ops(tmp_path):
+    from onelib.pytorch_quant.frontend import ts_archive
+    code = ("class M(Module):\n  file_conv : __torch__.torch.nn.modules.linear.Identity\n"
+            "  def forward(self, x: Tensor) -> Tensor:\n    load = self.file_conv\n"
+            "    return (load).forward(torch.add(x, self.seed), )\n")
+    ts_archive.inspect_archive(_code_zip(str(tmp_path / "m.pt"), {"__torch__/mymodel.py": code}))
+
+
 def test_item1_quantized_archives_pass_inspection(tmp_path, models):
     """Eager traced, scripted (PyTorch's quantized classes with __setstate__) and FX archives."""
     import torch

@@ -229,26 +229,30 @@ def _check_load_time(source, classes):
 
 
 def _check_names(source, where, nodes):
-    """Anywhere: no denied name, no foreign op namespace or custom class."""
+    """Anywhere: no denied op or method, no foreign op namespace or custom class. Attribute names
+    of the user's own modules (``self.file_conv``) are not ops and are not judged by name."""
     for node in nodes:
         if isinstance(node, ast.Attribute):
             d = _dotted(node)
-            parts = d.split(".") if d else [node.attr]
-            if d is not None:
-                if parts[0] == "ops" and len(parts) >= 2 and parts[1] not in OP_NAMESPACES:
-                    _refuse(source, where, "calls an op in namespace '%s'" % parts[1])
-                if parts[:2] == ["torch", "ops"] and (len(parts) < 3 or parts[2] not in OP_NAMESPACES):
-                    _refuse(source, where, "names %s" % d)
-                if parts[:2] == ["torch", "classes"] and (len(parts) < 3 or parts[2] not in CLASS_NAMESPACES):
-                    _refuse(source, where, "names the custom class %s" % d)
-                if parts[0] == "__torch__" and parts[1:3] == ["torch", "classes"] and \
-                        (len(parts) < 4 or parts[3] not in CLASS_NAMESPACES):
-                    _refuse(source, where, "names the custom class %s" % d)
-            if DENIED.search(node.attr):
-                _refuse(source, where, "names %s, which can reach files or the process"
-                        % (d or node.attr))
-        elif isinstance(node, ast.Name) and DENIED.search(node.id):
-            _refuse(source, where, "names %s, which can reach files or the process" % node.id)
+            parts = d.split(".") if d else []
+            if not parts or parts[0] not in ("torch", "ops", "__torch__"):
+                continue
+            if parts[0] == "ops" and len(parts) >= 2 and parts[1] not in OP_NAMESPACES:
+                _refuse(source, where, "calls an op in namespace '%s'" % parts[1])
+            if parts[:2] == ["torch", "ops"] and (len(parts) < 3 or parts[2] not in OP_NAMESPACES):
+                _refuse(source, where, "names %s" % d)
+            if parts[:2] == ["torch", "classes"] and (len(parts) < 3 or parts[2] not in CLASS_NAMESPACES):
+                _refuse(source, where, "names the custom class %s" % d)
+            if parts[0] == "__torch__" and parts[1:3] == ["torch", "classes"] and \
+                    (len(parts) < 4 or parts[3] not in CLASS_NAMESPACES):
+                _refuse(source, where, "names the custom class %s" % d)
+            if parts[0] != "__torch__" and any(DENIED.search(p) for p in parts[1:]):
+                _refuse(source, where, "names %s, which can reach files or the process" % d)
+        elif isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else \
+                node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if name is not None and DENIED.search(name):
+                _refuse(source, where, "calls %s, which can reach files or the process" % _call_name(node))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                 DENIED.fullmatch(node.value.strip()):
             _refuse(source, where, "names '%s', which can reach files or the process" % node.value)
