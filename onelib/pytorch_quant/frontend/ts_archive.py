@@ -56,6 +56,10 @@ LOAD_TIME_CALLS = frozenset([
     "_set_weight_bias",
 ])
 
+# and the weight packing ops of every quantized module kind (conv1d/2d/3d, conv_transpose, linear,
+# embedding_bag; fp16 variants): quantized::<kind>_prepack / _unpack
+LOAD_TIME_PACKING = re.compile(r"^ops\.quantized\.[a-z0-9_]+_(prepack|unpack)(_fp16)?$")
+
 # op namespaces code may call as ops.<ns>.<op> (torch.ops.<ns>.<op>)
 OP_NAMESPACES = ("aten", "prim", "quantized", "quantized_decomposed", "_quantized")
 # custom classes code may name as torch.classes.<ns>.<class>
@@ -220,7 +224,7 @@ def _check_load_time(source, classes):
             for call in [n for n in cls.nodes(mname) if isinstance(n, ast.Call)]:
                 name = _call_name(call)
                 if name is None or name not in LOAD_TIME_CALLS and \
-                        name.split(".")[-1] not in LOAD_TIME_CALLS:
+                        name.split(".")[-1] not in LOAD_TIME_CALLS and not LOAD_TIME_PACKING.match(name):
                     _refuse(source, "%s.%s" % (where, mname),
                             "calls %s while loading, which PyTorch's quantized modules do not"
                             % (name or "a computed function"))
