@@ -491,6 +491,13 @@ def test_item9_nul_in_a_cfg_path_is_one_line(tmp_path):
     assert_one_line(proc, "NUL", "model.cfg", code=2)
 
 
+def test_item9_control_characters_stay_on_one_line(tmp_path):
+    cfg = tmp_path / "model.cfg"
+    cfg.write_bytes(b"[one-import-pytorch-quant]\ninput_p\x1cth=m.pt\noutput_path=m.circle\n")
+    proc = run_driver(["-C", str(cfg)], cwd=str(tmp_path))
+    assert_one_line(proc, "input_p\\x1cth", "model.cfg")
+
+
 # ----------------------------------------------------------------------- 10. right messages
 
 def test_item10_directory_fifo_and_device_inputs(tmp_path):
