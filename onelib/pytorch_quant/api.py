@@ -5,7 +5,6 @@ Data flows one way: file -> frontend -> source IR -> source passes -> lowering -
 only when it is handed an in-memory ExportedProgram).
 """
 import os
-import zipfile
 
 from .errors import ConversionError
 
@@ -75,12 +74,9 @@ class Conversion(object):
 
 def detect_format(path):
     """'torchscript' or 'pt2', from the archive's content (not its extension)."""
-    if not os.path.isfile(path):
-        raise ConversionError("%s: no such file" % path)
-    if not zipfile.is_zipfile(path):
-        raise ConversionError("%s: not a TorchScript or torch.export archive (not a zip file)" % path)
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
+    from .frontend.zip_archive import Zip
+    with Zip(path) as z:   # a regular readable file, a whole zip: else an error saying which
+        names = sorted(z.names)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in names) or \
             any("/models/" in n and n.endswith(".json") for n in names):
         return "pt2"
@@ -128,6 +124,9 @@ def convert(source, options=None, progress=None):
     say("reading %s" % (source if isinstance(source, str) else type(source).__name__))
     graph = load_source_graph(source, options)
     say("source graph: %d ops" % len(graph.ops))
+    from . import shape_check
+    shape_check.check_input_shapes(graph, options)
+    shape_check.check_graph(graph)
     passes.run_source_passes(graph, options)
     ctx = lower.LowerCtx(graph, options)
     cgraph = lower.lower_graph(graph, options, ctx)

@@ -93,11 +93,25 @@ def _toml_module():
         return None
 
 
+MAX_CFG_BYTES = 1 << 20   # a cfg is a few hundred bytes; this keeps /dev/zero-like files out
+
+
 def _read_text(path):
-    if not os.path.isfile(path):
+    if "\x00" in path:
+        raise CfgError("%r: a cfg file name cannot hold a NUL character" % (path,))
+    if not os.path.exists(path):
         raise CfgError("%s: no such cfg file" % path)
-    with open(path, "rb") as f:
-        data = f.read()
+    if os.path.isdir(path):
+        raise CfgError("%s: is a directory, not a cfg file" % path)
+    if not os.path.isfile(path):
+        raise CfgError("%s: is not a regular file (a FIFO, socket or device), not a cfg file" % path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CFG_BYTES + 1)
+    except OSError as e:
+        raise CfgError("%s: cannot be read: %s" % (path, e.strerror or e))
+    if len(data) > MAX_CFG_BYTES:
+        raise CfgError("%s: more than %d bytes: not a cfg file" % (path, MAX_CFG_BYTES))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -206,3 +220,19 @@ def merge(args, values):
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
+
+
+def sections_with_key(path, key):
+    """The sections of cfg ``path`` (INI or TOML) that hold ``key``; [] when it cannot be read.
+    For the error that says where a key the driver missed is instead."""
+    try:
+        text = _read_text(path)
+        if looks_like_toml(path, text):
+            data = _toml_module().loads(text)
+            return [s for s, t in data.items() if isinstance(t, dict) and key in t]
+        parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
+        parser.optionxform = str
+        parser.read_string(text, source=path)
+        return [s for s in parser.sections() if parser.has_option(s, key)]
+    except Exception:   # only a hint for another error: never fail here
+        return []

@@ -10,7 +10,8 @@ def write_atomic(path, data, check=None, suffix=".tmp"):
     (mkstemp makes 0600 files)."""
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(os.path.basename(path), suffix), suffix=suffix,
+                               dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -26,3 +27,17 @@ def write_atomic(path, data, check=None, suffix=".tmp"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+NAME_MAX = 255   # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def _temp_prefix(base, suffix):
+    """``.<base>.`` shortened so that prefix + 8 random characters + suffix still fits one file
+    name (a legal 251-character output name must not fail because its temporary name is longer)."""
+    room = NAME_MAX - len(os.fsencode(suffix)) - 8 - 2
+    raw = os.fsencode(base)
+    if len(raw) > room:
+        raw = raw[:max(room, 1)]
+        base = os.fsdecode(raw)
+    return "." + base + "."

@@ -50,7 +50,6 @@ import json
 import math
 import os
 import re
-import zipfile
 
 import numpy as np
 
@@ -58,6 +57,7 @@ from ..errors import ConversionError, UnsupportedOpsError
 from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, Tensor
 from ..ops import registry
 from ..ops.quant import INT_RANGE
+from . import pt2_archive, zip_archive
 
 # schema majors of models/*.json this reader understands (torch/_export/serde/schema.py)
 KNOWN_SCHEMA_MAJORS = (8,)
@@ -125,6 +125,11 @@ def _load(path, options, source):
         model = archive.model_json()
         walker = _Walker(archive, model, options, source)
         return walker.walk()
+    except RecursionError:   # the safety net for a structure deeper than any check foresaw
+        raise ConversionError("%s: the program nests too deeply to read" % source)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError,
+            ArithmeticError) as e:   # a value of a type the schema check did not foresee
+        raise ConversionError("%s: malformed program (%s: %s)" % (source, type(e).__name__, _first_line(e)))
     finally:
         archive.close()
 
@@ -140,12 +145,10 @@ class _Archive(object):
 
     def __init__(self, path, source):
         self.source = source
-        try:
-            self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise ConversionError("%s: not a readable .pt2 archive: %s" % (source, e))
-        names = self.zip.namelist()
+        self.zip = zip_archive.Zip(path, source, ".pt2 archive")   # bounded reads, clear errors
+        names = sorted(self.zip.names)
         self.names = set(names)
+        self.materialised = 0   # bytes of tensors made so far, within the archive's budget
         self.root = self._find_root(names)
         models = sorted(n[len(self.root) + len("models/"):-len(".json")] for n in names
                         if n.startswith(self.root + "models/") and n.endswith(".json")
@@ -182,18 +185,25 @@ class _Archive(object):
             if default is not None:
                 return default
             raise ConversionError("%s: the archive has no %s" % (self.source, rel))
-        return self.zip.read(name).decode("utf-8")
+        data = self.zip.read(name)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConversionError("%s: %s is not UTF-8 text (%s)" % (self.source, name, e))
 
     def _read_json(self, rel):
-        try:
-            return json.loads(self._read_text(rel))
-        except ValueError as e:
-            raise ConversionError("%s: %s is not valid JSON: %s" % (self.source, rel, e))
+        if self.root + rel not in self.names:
+            raise ConversionError("%s: the archive has no %s" % (self.source, rel))
+        return self.zip.read_json(self.root + rel)
 
     def model_json(self):
         rel = "models/%s.json" % self.model
         doc = self._read_json(rel)
+        if not isinstance(doc, dict):
+            raise ConversionError("%s: %s%s is not a JSON object" % (self.source, self.root, rel))
         version = doc.get("schema_version") or {}
+        if not isinstance(version, dict):
+            version = {}
         major, minor = version.get("major"), version.get("minor")
         if major not in KNOWN_SCHEMA_MAJORS:
             raise ConversionError(
@@ -204,7 +214,7 @@ class _Archive(object):
                    " or ".join(str(m) for m in KNOWN_SCHEMA_MAJORS)))
         if "graph_module" not in doc:
             raise ConversionError("%s: %s holds no graph_module" % (self.source, rel))
-        return doc
+        return pt2_archive.validate_model(doc, "%s: %s%s" % (self.source, self.root, rel))
 
     def _config(self, kind):
         """kind 'weights' or 'constants' -> {fqn: PayloadMeta dict}."""
@@ -212,7 +222,8 @@ class _Archive(object):
             rel = "data/%s/%s_%s_config.json" % (kind, self.model, kind)
             legacy = "data/%s/%s.pt" % (kind, self.model)
             if self.root + rel in self.names:
-                self._configs[kind] = (rel, self._read_json(rel).get("config", {}))
+                where = "%s: %s%s" % (self.source, self.root, rel)
+                self._configs[kind] = (rel, pt2_archive.validate_config(self._read_json(rel), where))
             elif self.root + legacy in self.names:
                 raise ConversionError("%s: the archive keeps its %s in the legacy pickled file %s; "
                                       "this importer never unpickles: save the program again with "
@@ -261,8 +272,20 @@ class _Archive(object):
         if member not in self.names:
             raise ConversionError("%s: %s entry '%s' points to %s, which is not in the archive"
                                   % (self.source, rel, fqn, member))
+        numel = 1
+        for n in sizes:
+            numel *= n
+        itemsize = np.dtype("uint16" if dtype == "bfloat16" else dtype).itemsize
+        stored = self.zip.declared_size(member)
+        # a strided view may read more elements than its storage holds (stride 0): what is made
+        # must fit the archive's budget, checked before anything is read or made
+        if numel * itemsize > max(stored, 0) + self.zip.budget - self.materialised:
+            raise ConversionError("%s: %s entry '%s' (sizes %s) would take %d bytes from the %d-byte "
+                                  "storage %s; more than this %d-byte archive may make"
+                                  % (self.source, rel, fqn, sizes, numel * itemsize, stored, member,
+                                     self.zip.size))
+        self.materialised += numel * itemsize
         raw = self.zip.read(member)
-        numel = int(np.prod(sizes)) if sizes else 1
         if not raw:  # torch writes no bytes for an empty (or all-fake) storage: zeros
             return np.zeros(sizes, dtype="float32" if dtype == "bfloat16" else dtype)
         store = "uint16" if dtype == "bfloat16" else dtype
@@ -285,6 +308,16 @@ class _Archive(object):
         if dtype == "bfloat16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         return arr
+
+
+def _check_given_shape(source, name, sizes, shape):
+    """A shape the user gave for a program input must keep its rank and its static dimensions."""
+    static = [s.get("as_int") if isinstance(s, dict) else None for s in sizes]
+    if len(shape) != len(static) or any(d is not None and d != g for d, g in zip(static, shape)) \
+            or any(g <= 0 for g in shape):
+        raise ConversionError("%s: --input_shapes gives %s for input '%s', but the program has %s"
+                              % (source, ",".join(str(g) for g in shape), name,
+                                 ",".join("?" if d is None else str(d) for d in static) or "a scalar"))
 
 
 def _static_int(v, what, source):
@@ -522,9 +555,9 @@ class _Walker(object):
                     raise ConversionError("%s: input '%s' is %s; a PT2E model takes float32 inputs"
                                           % (self.source, arg.name, dtype))
                 sizes = meta.get("sizes", [])
-                if n_user < len(shapes) and shapes[n_user] and \
-                        any(not (isinstance(s, dict) and "as_int" in s) for s in sizes):
+                if n_user < len(shapes) and shapes[n_user]:
                     shape = tuple(int(s) for s in shapes[n_user])   # a dynamic dim, pinned by the user
+                    _check_given_shape(self.source, arg.name, sizes, shape)
                 else:
                     shape = tuple(_static_int(s, "dimension of input '%s'" % arg.name, self.source)
                                   for s in sizes)
@@ -543,6 +576,9 @@ class _Walker(object):
                 name = v.get("arg", {}).get("name") if isinstance(v.get("arg"), dict) else None
                 if name:
                     self.lazy[name] = None
+        if len(shapes) > n_user:
+            raise ConversionError("%s: %d input shapes given, but the program has %d input%s"
+                                  % (self.source, len(shapes), n_user, "" if n_user == 1 else "s"))
         for spec in self.signature.get("output_specs", []):
             (kind, v), = spec.items()
             if kind != "user_output":
@@ -581,7 +617,8 @@ class _Walker(object):
             return False
         try:
             bounds = _slice_bounds(self, node)
-        except (_Unsupported, ConversionError):   # the reader says why
+        except (_Unsupported, ConversionError, TypeError, ValueError, KeyError, IndexError,
+                AttributeError, ArithmeticError):   # the reader says why, naming the node
             return False
         return bounds[1] == 0 and bounds[2] == bounds[3]
 
@@ -634,6 +671,14 @@ class _Walker(object):
             fn(self, node)
         except _Unsupported as e:
             self._unsupported(node, "%s: %s" % (node.target, e))
+        except ConversionError:
+            raise
+        except (TypeError, KeyError, ValueError, AttributeError, IndexError, OverflowError,
+                ZeroDivisionError, ArithmeticError) as e:
+            # arguments of a type or value the op's schema does not allow: name the node
+            raise ConversionError("%s: node '%s' (%s): malformed arguments: %s: %s"
+                                  % (self.source, node.name, node.target, type(e).__name__,
+                                     _first_line(e)))
 
     def _unsupported(self, node, reason):
         self.unsupported.append((_op_name(node), reason))

@@ -29,11 +29,17 @@ def reader(*kinds):
 
 
 def load_torchscript(path, options):
+    from .ts_archive import inspect_archive
     import torch
-    try:
-        module = torch.jit.load(path, map_location="cpu")
-    except Exception as e:  # torch's own message says what is wrong with the archive
-        raise ConversionError("%s: cannot load as TorchScript: %s" % (path, str(e).strip().splitlines()[0]))
+    # one open file for the check and the load (an open file, not the name, also because torch's
+    # C++ side needs names it can encode as UTF-8)
+    with open(path, "rb") as f:
+        inspect_archive(f, path)   # before torch.jit.load runs any of the archive's code
+        f.seek(0)
+        try:
+            module = torch.jit.load(f, map_location="cpu")
+        except Exception as e:  # torch's own message says what is wrong with the archive
+            raise ConversionError("%s: cannot load as TorchScript: %s" % (path, str(e).strip().splitlines()[0]))
     return from_script_module(module, options, path)
 
 
