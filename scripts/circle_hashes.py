@@ -158,7 +158,7 @@ def hash_all(folder, only):
     from onelib.pytorch_quant import api
     with open(os.path.join(folder, "shapes.json")) as f:
         shapes = json.load(f)
-    hashes = {}
+    hashes, frozen = {}, []
     for key in sorted(shapes):
         if only and only not in key:
             continue
@@ -174,11 +174,17 @@ def hash_all(folder, only):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    data = api.convert(path, api.ConvertOptions(**kw)).circle
+                    conv = api.convert(path, api.ConvertOptions(**kw))
+                data = conv.circle
+                module = getattr(conv.source_graph, "torch_module", None)
+                if module is not None and type(module).__name__ != "_InlinedModule" and oname == "default":
+                    frozen.append(key)   # the TorchScript frontend froze the module (slow path)
                 digest = hashlib.sha256(data).hexdigest()
             except Exception as e:
                 digest = "error: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             hashes["%s|%s" % (key, oname)] = digest
+    if frozen:
+        print("%d TorchScript models took the torch.jit.freeze path: %s" % (len(frozen), ", ".join(frozen)))
     return hashes
 
 
