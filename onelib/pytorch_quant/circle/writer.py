@@ -75,7 +75,9 @@ def write_circle(graph, description="one-import-pytorch-quant"):
     index = {id(t): i for i, t in enumerate(tensors)}
     buffers = [C.Buffer.BufferT()]  # buffer 0: the empty sentinel every reader expects
     tensor_ts = []
+    data_bytes, overhead = 0, 4096
     for t in tensors:
+        overhead += 256 + 4 * len(t.name)
         tt = C.Tensor.TensorT()
         tt.name = t.name
         if t.shape is None:
@@ -87,13 +89,18 @@ def write_circle(graph, description="one-import-pytorch-quant"):
             arr = np.ascontiguousarray(t.data, dtype=np.dtype(t.dtype).newbyteorder("<"))
             if tuple(arr.shape) != tuple(t.shape):
                 raise ConversionError("tensor %s: data shape %s != %s" % (t.name, arr.shape, t.shape))
-            buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+            # a view of the data's bytes: the builder copies them once (CreateNumpyVector)
+            buf.data = arr.reshape(-1).view(np.uint8)
+            data_bytes += arr.nbytes
         buffers.append(buf)
         tt.buffer = len(buffers) - 1
         if t.qparams is not None:
             q = C.QuantizationParameters.QuantizationParametersT()
-            q.scale = [float(s) for s in t.qparams.scale]
-            q.zeroPoint = [int(z) for z in t.qparams.zero_point]
+            # numpy vectors: Pack writes them with one CreateNumpyVector call, not an element at a
+            # time (same bytes: float32 and int64, little-endian, same alignment)
+            q.scale = np.asarray(t.qparams.scale, dtype="<f4").reshape(-1)
+            q.zeroPoint = np.asarray(t.qparams.zero_point, dtype="<i8").reshape(-1)
+            overhead += 12 * q.scale.size
             q.quantizedDimension = int(t.qparams.axis) if not t.qparams.per_tensor else 0
             tt.quantization = q
         tensor_ts.append(tt)
@@ -142,6 +149,9 @@ def write_circle(graph, description="one-import-pytorch-quant"):
         oc.deprecatedBuiltinCode = code if code < 127 else 127
         oc.version = 1
         model.operatorCodes.append(oc)
-    fb = flatbuffers.Builder(1024)
+    # sized for the whole model up front: growing doubles the buffer and copies it each time
+    # (the bytes written do not depend on the initial size: the builder aligns from the end)
+    fb = flatbuffers.Builder(data_bytes + 16 * len(buffers) + overhead + 256 * len(op_ts))
     fb.Finish(model.Pack(fb), file_identifier=b"CIR0")
-    return bytes(fb.Output())
+    model = buffers = None
+    return bytes(memoryview(fb.Bytes)[fb.Head():])
