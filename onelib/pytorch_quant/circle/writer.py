@@ -151,7 +151,58 @@ def write_circle(graph, description="one-import-pytorch-quant"):
         model.operatorCodes.append(oc)
     # sized for the whole model up front: growing doubles the buffer and copies it each time
     # (the bytes written do not depend on the initial size: the builder aligns from the end)
-    fb = flatbuffers.Builder(data_bytes + 16 * len(buffers) + overhead + 256 * len(op_ts))
+    fb = _builder_class(flatbuffers)(data_bytes + 16 * len(buffers) + overhead + 256 * len(op_ts))
     fb.Finish(model.Pack(fb), file_identifier=b"CIR0")
-    model = buffers = None
-    return bytes(memoryview(fb.Bytes)[fb.Head():])
+    return fb.output_bytes()
+
+
+# numpy vectors at least this large are not copied into the builder (see _HoleBuilder)
+_HOLE_BYTES = 1 << 16
+_BUILDER = []
+
+
+def _builder_class(flatbuffers):
+    """A flatbuffers Builder that leaves a hole where a large numpy vector goes and fills the holes
+    only when it joins the output: weights are copied once (into the output), and the builder's
+    memory is an anonymous mapping whose untouched holes take no RAM. The layout, hence every
+    byte, is what ``Builder.CreateNumpyVector`` gives (same StartVector, same EndVector)."""
+    if _BUILDER:
+        return _BUILDER[0]
+    import mmap
+
+    class _HoleBuilder(flatbuffers.Builder):
+        def __init__(self, size):
+            flatbuffers.Builder.__init__(self, 0)
+            size = max(int(size), 1024)
+            self.Bytes = mmap.mmap(-1, size)   # zero pages until written, like bytearray(size)
+            self.head = size
+            self.holes = []                    # (offset from the end of the buffer, array)
+
+        def CreateNumpyVector(self, x):
+            if x.ndim != 1 or x.nbytes < _HOLE_BYTES or x.dtype.str[0] not in "<|" or \
+                    not x.flags.c_contiguous:
+                return flatbuffers.Builder.CreateNumpyVector(self, x)
+            self.StartVector(x.itemsize, x.size, x.dtype.alignment)
+            self.head = self.head - x.nbytes
+            # the offset from the end stays valid if the buffer grows (it grows at the front)
+            self.holes.append((len(self.Bytes) - self.head, x))
+            self.vectorNumElems = x.size
+            return self.EndVector()
+
+        def output_bytes(self):
+            end = len(self.Bytes)
+            view = memoryview(self.Bytes)
+            pieces, at = [], self.head
+            for from_end, arr in sorted(self.holes, key=lambda h: -h[0]):
+                start = end - from_end
+                pieces.append(view[at:start])
+                pieces.append(memoryview(arr).cast("B"))
+                at = start + arr.nbytes
+            pieces.append(view[at:end])
+            out = b"".join(pieces)
+            del pieces, view
+            self.holes = []
+            return out
+
+    _BUILDER.append(_HoleBuilder)
+    return _HoleBuilder
