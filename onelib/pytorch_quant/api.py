@@ -25,6 +25,11 @@ class ConvertOptions(object):
         "softmax_scale": "1/256",  # uint8 softmax output scale: 1/256 (onert, TFLite) or 1/255 (luci)
     }
 
+    # not a cfg key: False (the driver) returns only the bytes and notes, and frees the loaded
+    # torch module after reading and the source graph's weights after lowering, so the memory
+    # peak stays near what loading the model costs
+    keep_graphs = True
+
     def __init__(self, **kw):
         for k, v in self.FIELDS.items():
             setattr(self, k, v)
@@ -97,22 +102,42 @@ def convert(source, options=None, progress=None):
     """Convert a quantized PyTorch model to circle bytes.
 
     ``progress``: optional callable(str) told about each stage (the driver logs it).
+    With ``options.keep_graphs = False`` only the bytes and notes are returned (less memory).
     """
+    import gc
+    # a conversion makes many small objects but few cycles; collecting the oldest generation walks
+    # every object torch made at import (~0.1 s each time): collect after the conversion instead
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _convert(source, options or ConvertOptions(), progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _convert(source, options, progress):
     from . import passes
     from .circle import writer
     from .ops import lower
 
-    options = options or ConvertOptions()
+    keep_graphs = getattr(options, "keep_graphs", True)
     say = progress or (lambda msg: None)
     say("reading %s" % (source if isinstance(source, str) else type(source).__name__))
     graph = load_source_graph(source, options)
+    if not keep_graphs:   # the fidelity report's handle on the torch module: not needed here
+        graph.torch_module = graph.torch_values = None
     say("source graph: %d ops" % len(graph.ops))
     passes.run_source_passes(graph, options)
     ctx = lower.LowerCtx(graph, options)
     cgraph = lower.lower_graph(graph, options, ctx)
+    if not keep_graphs:
+        graph = ctx = None
     passes.run_circle_passes(cgraph, options)
     say("circle graph: %d ops" % len(cgraph.ops))
     data = writer.write_circle(cgraph)
     for note in cgraph.notes:
         say("note: " + note)
+    if not keep_graphs:
+        return Conversion(data, None, list(cgraph.notes))
     return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map)
