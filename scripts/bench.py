@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The driver against its floor, in CPU time and peak memory (the README's table comes from this).
 
-    venv/bin/python scripts/bench.py [--repeat 3] [--models resnet50,mobilenet_v2,inception_v3,resnet50_pt2]
+    venv/bin/python scripts/bench.py [--repeat 5] [--models resnet50,mobilenet_v2,inception_v3,resnet50_pt2]
                                      [--keep DIR]
 
 Each model is built in code (scripts/fullsize_sweep.py: full size, random weights, eager PTQ x86;
@@ -16,6 +16,10 @@ Each model is built in code (scripts/fullsize_sweep.py: full size, random weight
 
 CPU time is user + system time of the child (``os.wait4``), which a busy machine inflates far less
 than wall time; peak RSS is the child's ``ru_maxrss``. Medians over ``--repeat`` rounds.
+
+The driver runs torch with one OpenMP thread unless OMP_NUM_THREADS says otherwise; the floor
+runs as the environment has it (on a busy machine its idle threads spin: its CPU time varies by
+a second from run to run). ``--threads 1`` runs both with one thread: the like-for-like overhead.
 """
 import argparse
 import os
@@ -91,9 +95,11 @@ def commands(path, shape, out, block):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default="resnet50,mobilenet_v2,inception_v3,resnet50_pt2")
     ap.add_argument("--keep", default="", help="save the models in (and reuse them from) this folder")
+    ap.add_argument("--threads", default="", help="OMP_NUM_THREADS for the floor and the driver alike "
+                    "(default: the floor as the environment has it; the driver uses 1 unless told)")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = [n for n in args.models.split(",") if n]
@@ -104,6 +110,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or tmp
         os.makedirs(folder, exist_ok=True)
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = args.threads
         block = os.path.join(tmp, "no_torch")
         os.makedirs(os.path.join(block, "torch"))
         with open(os.path.join(block, "torch", "__init__.py"), "w") as f:

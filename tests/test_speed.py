@@ -158,3 +158,31 @@ def test_pt2_conversion_imports_neither_torch_nor_the_report(tmp_path):
     assert mods == [], err
     with open(out, "rb") as f:
         assert f.read() == api.convert(src).circle
+
+
+def test_driver_restores_gc_and_threads_setting(tmp_path, monkeypatch):
+    """The driver turns the cyclic GC off and asks for one torch thread only while it converts;
+    main() also runs in-process, so both come back."""
+    import importlib.machinery
+    import importlib.util
+    path, shape, _ = _saved("classifier", "ptq", "x86", tmp_path)
+    loader = importlib.machinery.SourceFileLoader("driver_for_speed_test", DRIVER)
+    drv = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(drv)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    seen = {}
+    real = api.convert
+
+    def spy(*a, **k):
+        seen["gc"] = gc.isenabled()
+        seen["keep_graphs"] = a[1].keep_graphs
+        return real(*a, **k)
+    monkeypatch.setattr(api, "convert", spy)
+    with qmodels.engine_ctx("x86"):
+        rc = drv.main(["-i", path, "-o", str(tmp_path / "m.circle"), "--input_shapes",
+                       ",".join(map(str, shape))])
+    assert rc == 0
+    assert seen == {"gc": False, "keep_graphs": False}
+    assert gc.isenabled() and "OMP_NUM_THREADS" not in os.environ
+    with drv._one_torch_thread():   # torch is loaded in this process: nothing to set
+        assert "OMP_NUM_THREADS" not in os.environ
