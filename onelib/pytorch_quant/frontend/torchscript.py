@@ -1,8 +1,14 @@
 """TorchScript archives of eager- or FX-quantized models -> source-stage IR.
 
-The archive is loaded and frozen, never run: ``torch.jit.freeze`` turns every qparam into a
-constant and every packed weight into a ScriptObject constant, and keeps the module hierarchy on
-each inlined node (``getModuleHierarchy``), which gives tensor names the user knows.
+The archive is loaded, never run. A traced model's forward is inlined (a copy: the module is not
+touched) and its ``prim::GetAttr`` chains are resolved against the module itself: numbers and
+tensors become graph constants, packed weights are read from the module's attributes, and the
+passes ``torch.jit.freeze`` would run (dead code, common subexpressions, constant propagation)
+run on the copy, so the walk sees what it would see after freeze without freeze's cost (it clones
+the module and repacks every weight: about as long as loading the archive). Scripted models
+(control flow that folds once shapes are known) and anything the fast path cannot resolve are
+frozen and walked as before. Inlined nodes keep the module hierarchy (``getModuleHierarchy``),
+which gives tensor names the user knows.
 Each TorchScript op kind maps to one reader function in ``READERS``; a reader turns the node into
 one source op (see ``ops/`` for what each source op means).
 """
