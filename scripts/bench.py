@@ -1,146 +1,151 @@
 #!/usr/bin/env python3
-"""Conversion speed and memory, measured and printed (the README's table comes from this).
+"""The driver against its floor, in CPU time and peak memory (the README's table comes from this).
 
-    venv/bin/python scripts/bench.py [--repeat 3]
+    venv/bin/python scripts/bench.py [--repeat 5] [--models resnet50,mobilenet_v2,inception_v3,resnet50_pt2]
+                                     [--keep DIR]
 
-For each model: quantize in code (eager PTQ, x86), trace, save; then convert the saved file in a
-fresh process (the way the driver runs) several times and print the median wall time of the
-conversion alone (load, freeze, lower, write), ``import torch`` (which a TorchScript file needs),
-the whole process, and the peak resident memory of that process.
+Each model is built in code (scripts/fullsize_sweep.py: full size, random weights, eager PTQ x86;
+``resnet50_pt2``: PT2E XNNPACK), saved once, then run in fresh processes, interleaved round by round
+(floor, driver, floor, driver, ...), so that both see the same load:
+
+- TorchScript: the floor is ``import torch; torch.jit.load(file)``, which any reader of the file
+  pays; the driver is ``one-import-pytorch-quant -i file -o out.circle --input_shapes ...`` (the
+  conversion, the built-in check and the atomic write).
+- ``.pt2``: the driver runs with torch blocked (a ``torch`` package that raises ImportError on
+  PYTHONPATH); the floor is ``import numpy``.
+
+CPU time is user + system time of the child (``os.wait4``), which a busy machine inflates far less
+than wall time; peak RSS is the child's ``ru_maxrss``. Medians over ``--repeat`` rounds.
+
+The driver runs torch with one OpenMP thread unless OMP_NUM_THREADS says otherwise; the floor
+runs as the environment has it (on a busy machine its idle threads spin: its CPU time varies by
+a second from run to run). ``--threads 1`` runs both with one thread: the like-for-like overhead.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+DRIVER = os.path.join(ROOT, "one-import-pytorch-quant")
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), HERE]
 warnings.filterwarnings("ignore")
 
-
-def mobilenet_v2(width=1.0, num_classes=1000):
-    """MobileNetV2 built in code (random weights; the architecture is what costs time)."""
-    import torch.nn as nn
-    import qmodels
-
-    def cbr(cin, cout, k=3, s=1, g=1, act=True):
-        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
-        if act:
-            layers.append(nn.ReLU())
-        return nn.Sequential(*layers)
-
-    class IR(nn.Module):
-        def __init__(self, cin, cout, s, t):
-            super().__init__()
-            import torch.ao.nn.quantized as nnq
-            hid = cin * t
-            layers = ([cbr(cin, hid, 1)] if t != 1 else []) + [cbr(hid, hid, 3, s, hid), cbr(hid, cout, 1, act=False)]
-            self.conv = nn.Sequential(*layers)
-            self.use_res = s == 1 and cin == cout
-            self.skip_add = nnq.FloatFunctional()
-
-        def forward(self, x):
-            return self.skip_add.add(x, self.conv(x)) if self.use_res else self.conv(x)
-
-    class Net(qmodels.QModel):
-        input_shape = (1, 3, 224, 224)
-
-        def __init__(self):
-            super().__init__()
-            cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-            c = int(32 * width)
-            feats = [cbr(3, c, 3, 2)]
-            for t, ch, n, s in cfg:
-                for i in range(n):
-                    feats.append(IR(c, int(ch * width), s if i == 0 else 1, t))
-                    c = int(ch * width)
-            feats.append(cbr(c, 1280, 1))
-            self.features = nn.Sequential(*feats)
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.classifier = nn.Linear(1280, num_classes)
-
-        def fuse_list(self):
-            out = []
-            for name, m in self.named_modules():
-                if isinstance(m, nn.Sequential) and len(m) in (2, 3) and isinstance(m[0], nn.Conv2d):
-                    out.append([name + ".%d" % i for i in range(len(m))])
-            return out
-
-        def body(self, x):
-            import torch
-            return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
-
-    return Net()
+# name -> (fullsize_sweep architecture, recipe)
+MODELS = {
+    "resnet50": ("resnet50", "ptq_x86"),
+    "mobilenet_v2": ("mobilenet_v2", "ptq_x86"),
+    "inception_v3": ("inception_v3", "ptq_x86"),
+    "googlenet": ("googlenet", "ptq_x86"),
+    "resnet50_pt2": ("resnet50", "pt2e_xnnpack"),
+}
 
 
-def build(name, tmp):
-    import qmodels
-    if name == "mobilenet_v2":
-        model, shape = mobilenet_v2(), (1, 3, 224, 224)
-    else:
-        factory, shape = qmodels.all_models()[name]
-        model = factory()
-    q = qmodels.quantize_eager(model, "x86", shape)
-    path = os.path.join(tmp, name + ".pt")
-    qmodels.trace_and_save(q, shape, path, engine="x86")
-    return path, shape
+def model_file(name, folder):
+    """(path, input shape) of model ``name`` saved in ``folder``."""
+    arch, recipe = MODELS[name]
+    hw = 299 if arch == "inception_v3" else 224
+    return os.path.join(folder, name + (".pt2" if recipe.startswith("pt2e") else ".pt")), (1, 3, hw, hw)
 
 
-CHILD = r"""
-import sys, time, resource, warnings
-warnings.filterwarnings("ignore")
-t0 = time.perf_counter()
-import torch  # a TorchScript file needs torch to unpack its weights; timed apart from the conversion
-tt = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
-from onelib.pytorch_quant import api
-t1 = time.perf_counter()
-conv = api.convert(sys.argv[2], api.ConvertOptions(input_shapes=[[int(v) for v in sys.argv[3].split(",")]]))
-conv.save(sys.argv[4])
-t2 = time.perf_counter()
-print("%f %f %f %d %d" % (t2 - t1, t2 - t0, tt - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(conv.graph.ops)))
-"""
+def build(name, folder):
+    """Quantize and save ``name`` (once: an existing file is reused)."""
+    arch, recipe = MODELS[name]
+    pt2 = recipe.startswith("pt2e")
+    path, shape = model_file(name, folder)
+    if not os.path.exists(path):
+        import torch
+        import fullsize_sweep as S
+        factory, hw = S.ARCHS[arch]
+        assert shape == (1, 3, hw, hw)
+        import qmodels as Q
+        torch.manual_seed(0)
+        q, engine = S.quantize(S.init_params(factory(), 0), recipe, shape, 3)
+        if pt2:
+            torch.export.save(q, path)
+        else:
+            Q.trace_and_save(q, shape, path, engine=engine)
 
 
-def measure(path, shape, repeat):
-    out = path + ".circle"
-    runs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", CHILD, ROOT, path, ",".join(map(str, shape)), out],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise SystemExit("conversion of %s failed:\n%s" % (path, res.stderr[-2000:]))
-        wall = time.perf_counter() - t0
-        conv_s, in_proc_s, torch_s, rss_kb, n_ops = res.stdout.split()
-        runs.append((float(conv_s), wall, int(rss_kb), int(n_ops), float(torch_s)))
-    runs.sort()
-    mid = runs[len(runs) // 2]
-    return {"convert_s": mid[0], "process_s": sorted(r[1] for r in runs)[len(runs) // 2],
-            "peak_rss_mb": max(r[2] for r in runs) / 1024.0, "circle_kb": os.path.getsize(out) / 1024.0,
-            "ops": mid[3], "pt_kb": os.path.getsize(path) / 1024.0,
-            "torch_s": sorted(r[4] for r in runs)[len(runs) // 2]}
+def run(cmd, env=None):
+    """(CPU seconds, peak RSS MB) of one child process; fails loudly if it fails."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit("failed (%s): %s\n%s" % (proc.returncode, " ".join(cmd), err.decode(errors="replace")[-2000:]))
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+
+
+def commands(path, shape, out, block):
+    """(floor command, driver command, driver environment) for one model file."""
+    if path.endswith(".pt2"):
+        env = dict(os.environ, PYTHONPATH=block)
+        floor = [sys.executable, "-c", "import numpy"]
+        return floor, [DRIVER, "-i", path, "-o", out], env
+    floor = [sys.executable, "-c", "import sys, torch; torch.jit.load(sys.argv[1])", path]
+    return floor, [DRIVER, "-i", path, "-o", out, "--input_shapes", ",".join(map(str, shape))], None
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--models", default="classifier,inverted_residual,basic_block,mobilenet_v2")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--models", default="resnet50,mobilenet_v2,inception_v3,resnet50_pt2")
+    ap.add_argument("--keep", default="", help="save the models in (and reuse them from) this folder")
+    ap.add_argument("--threads", default="", help="OMP_NUM_THREADS for the floor and the driver alike "
+                    "(default: the floor as the environment has it; the driver uses 1 unless told)")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    print("%-20s %9s %9s %6s %14s %11s %12s %12s" % ("model", "pt kB", "circle kB", "ops", "import torch s",
-                                                       "convert s", "process s", "peak RSS MB"))
+    names = [n for n in args.models.split(",") if n]
+    if args.build_only:
+        for n in names:
+            build(n, args.keep)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            path, shape = build(name, tmp)
-            r = measure(path, shape, args.repeat)
-            print("%-20s %9.1f %9.1f %6d %14.3f %11.3f %12.3f %12.1f" % (
-                name, r["pt_kb"], r["circle_kb"], r["ops"], r["torch_s"], r["convert_s"], r["process_s"],
-                r["peak_rss_mb"]))
+        folder = args.keep or tmp
+        os.makedirs(folder, exist_ok=True)
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = args.threads
+        block = os.path.join(tmp, "no_torch")
+        os.makedirs(os.path.join(block, "torch"))
+        with open(os.path.join(block, "torch", "__init__.py"), "w") as f:
+            f.write("raise ImportError('torch is blocked for this benchmark')\n")
+        # built in a child: a forked child starts with its parent's peak RSS, so the parent that
+        # launches the measured runs must stay small (it never imports torch)
+        subprocess.run([sys.executable, __file__, "--build-only", "--keep", folder, "--models", ",".join(names)],
+                       check=True, stdout=subprocess.DEVNULL)
+        files = {n: model_file(n, folder) for n in names}
+        runs = {n: {"floor": [], "driver": []} for n in names}
+        for _ in range(args.repeat):
+            for n in names:   # interleaved: each round runs every floor next to its driver
+                path, shape = files[n]
+                floor, driver, env = commands(path, shape, os.path.join(tmp, n + ".circle"), block)
+                runs[n]["floor"].append(run(floor))
+                runs[n]["driver"].append(run(driver, env))
+        head = ("model", "file MB", "circle MB", "floor CPU s", "driver CPU s", "over s", "ratio",
+                "floor RSS MB", "driver RSS MB", "over MB")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for n in names:
+            path, _ = files[n]
+            f_cpu = statistics.median(c for c, _ in runs[n]["floor"])
+            d_cpu = statistics.median(c for c, _ in runs[n]["driver"])
+            f_rss = statistics.median(r for _, r in runs[n]["floor"])
+            d_rss = statistics.median(r for _, r in runs[n]["driver"])
+            label = n + (" (no torch; floor: import numpy)" if path.endswith(".pt2") else "")
+            print("| %s | %.1f | %.1f | %.2f | %.2f | %+.2f | %.2f | %.0f | %.0f | %+.0f |" % (
+                label, os.path.getsize(path) / 1e6, os.path.getsize(os.path.join(tmp, n + ".circle")) / 1e6,
+                f_cpu, d_cpu, d_cpu - f_cpu, d_cpu / f_cpu, f_rss, d_rss, d_rss - f_rss))
             sys.stdout.flush()
+        print("\nmedians of %d interleaved rounds; every run: %s" % (args.repeat, ", ".join(
+            "%s floor %s driver %s" % (n, "/".join("%.2f" % c for c, _ in runs[n]["floor"]),
+                                       "/".join("%.2f" % c for c, _ in runs[n]["driver"])) for n in names)))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ class ConvertOptions(object):
                                    # or 1/256 (TFLite's; the onert profile's default)
     }
 
+    # not a cfg key: False (the driver) returns only the bytes and notes, and frees the loaded
+    # torch module after reading and the source graph's weights after lowering, so the memory
+    # peak stays near what loading the model costs
+    keep_graphs = True
+
     def __init__(self, **kw):
         for k, v in self.FIELDS.items():
             setattr(self, k, v)
@@ -60,10 +65,12 @@ class ConvertOptions(object):
 class Conversion(object):
     """What a conversion produced: the circle bytes and notes for the user (and the log)."""
 
-    def __init__(self, circle, graph, notes, source_graph=None, tensor_map=None):
+    def __init__(self, circle, graph, notes, source_graph=None, tensor_map=None, hazards=None):
         self.circle = circle
         self.graph = graph              # circle-stage IR that was written
         self.notes = notes
+        # luci profile: what onert 0.1.0 / luci-interpreter would get wrong in this circle
+        self.hazards = list(hazards or [])
         self.source_graph = source_graph  # source-stage IR (PyTorch names and layout)
         self.tensor_map = tensor_map or {}  # id(source tensor) -> circle tensor (NHWC when 4-D)
 
@@ -114,15 +121,31 @@ def convert(source, options=None, progress=None):
     """Convert a quantized PyTorch model to circle bytes.
 
     ``progress``: optional callable(str) told about each stage (the driver logs it).
+    With ``options.keep_graphs = False`` only the bytes and notes are returned (less memory).
     """
+    import gc
+    # a conversion makes many small objects but few cycles; collecting the oldest generation walks
+    # every object torch made at import (~0.1 s each time): collect after the conversion instead
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _convert(source, options or ConvertOptions(), progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _convert(source, options, progress):
     from . import passes
     from .circle import writer
     from .ops import lower
 
-    options = options or ConvertOptions()
+    keep_graphs = getattr(options, "keep_graphs", True)
     say = progress or (lambda msg: None)
     say("reading %s" % (source if isinstance(source, str) else type(source).__name__))
     graph = load_source_graph(source, options)
+    if not keep_graphs:   # the fidelity report's handle on the torch module: not needed here
+        graph.torch_module = graph.torch_values = None
     say("source graph: %d ops" % len(graph.ops))
     from . import shape_check
     shape_check.check_input_shapes(graph, options)
@@ -130,9 +153,14 @@ def convert(source, options=None, progress=None):
     passes.run_source_passes(graph, options)
     ctx = lower.LowerCtx(graph, options)
     cgraph = lower.lower_graph(graph, options, ctx)
+    if not keep_graphs:
+        graph = ctx = None
     passes.run_circle_passes(cgraph, options)
     say("circle graph: %d ops" % len(cgraph.ops))
+    hazards = passes.profiles.onert_hazards(cgraph) if options.profile == "luci" else []
     data = writer.write_circle(cgraph)
     for note in cgraph.notes:
         say("note: " + note)
-    return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map)
+    if not keep_graphs:
+        return Conversion(data, None, list(cgraph.notes), hazards=hazards)
+    return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map, hazards=hazards)

@@ -222,7 +222,7 @@ class Model:
         from circle_schema.v0_10.circle.Model import ModelT
 
         self.identifier = bytes(buf[4:8])
-        raw = ModelT.InitFromPackedBuf(bytearray(buf), 0)
+        raw = ModelT.InitFromPackedBuf(buf, 0)   # reads bytes as they are: no copy of the weights
         self.raw = raw
         self.buffers = list(raw.buffers or [])
         self.opcodes = list(raw.operatorCodes or [])

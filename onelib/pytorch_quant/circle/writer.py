@@ -75,7 +75,9 @@ def write_circle(graph, description="one-import-pytorch-quant"):
     index = {id(t): i for i, t in enumerate(tensors)}
     buffers = [C.Buffer.BufferT()]  # buffer 0: the empty sentinel every reader expects
     tensor_ts = []
+    data_bytes, overhead = 0, 4096
     for t in tensors:
+        overhead += 256 + 4 * len(t.name)
         tt = C.Tensor.TensorT()
         tt.name = t.name
         if t.shape is None:
@@ -87,13 +89,18 @@ def write_circle(graph, description="one-import-pytorch-quant"):
             arr = np.ascontiguousarray(t.data, dtype=np.dtype(t.dtype).newbyteorder("<"))
             if tuple(arr.shape) != tuple(t.shape):
                 raise ConversionError("tensor %s: data shape %s != %s" % (t.name, arr.shape, t.shape))
-            buf.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
+            # a view of the data's bytes: the builder copies them once (CreateNumpyVector)
+            buf.data = arr.reshape(-1).view(np.uint8)
+            data_bytes += arr.nbytes
         buffers.append(buf)
         tt.buffer = len(buffers) - 1
         if t.qparams is not None:
             q = C.QuantizationParameters.QuantizationParametersT()
-            q.scale = [float(s) for s in t.qparams.scale]
-            q.zeroPoint = [int(z) for z in t.qparams.zero_point]
+            # numpy vectors: Pack writes them with one CreateNumpyVector call, not an element at a
+            # time (same bytes: float32 and int64, little-endian, same alignment)
+            q.scale = np.asarray(t.qparams.scale, dtype="<f4").reshape(-1)
+            q.zeroPoint = np.asarray(t.qparams.zero_point, dtype="<i8").reshape(-1)
+            overhead += 12 * q.scale.size
             q.quantizedDimension = int(t.qparams.axis) if not t.qparams.per_tensor else 0
             tt.quantization = q
         tensor_ts.append(tt)
@@ -142,6 +149,60 @@ def write_circle(graph, description="one-import-pytorch-quant"):
         oc.deprecatedBuiltinCode = code if code < 127 else 127
         oc.version = 1
         model.operatorCodes.append(oc)
-    fb = flatbuffers.Builder(1024)
+    # sized for the whole model up front: growing doubles the buffer and copies it each time
+    # (the bytes written do not depend on the initial size: the builder aligns from the end)
+    fb = _builder_class(flatbuffers)(data_bytes + 16 * len(buffers) + overhead + 256 * len(op_ts))
     fb.Finish(model.Pack(fb), file_identifier=b"CIR0")
-    return bytes(fb.Output())
+    return fb.output_bytes()
+
+
+# numpy vectors at least this large are not copied into the builder (see _HoleBuilder)
+_HOLE_BYTES = 1 << 16
+_BUILDER = []
+
+
+def _builder_class(flatbuffers):
+    """A flatbuffers Builder that leaves a hole where a large numpy vector goes and fills the holes
+    only when it joins the output: weights are copied once (into the output), and the builder's
+    memory is an anonymous mapping whose untouched holes take no RAM. The layout, hence every
+    byte, is what ``Builder.CreateNumpyVector`` gives (same StartVector, same EndVector)."""
+    if _BUILDER:
+        return _BUILDER[0]
+    import mmap
+
+    class _HoleBuilder(flatbuffers.Builder):
+        def __init__(self, size):
+            flatbuffers.Builder.__init__(self, 0)
+            size = max(int(size), 1024)
+            self.Bytes = mmap.mmap(-1, size)   # zero pages until written, like bytearray(size)
+            self.head = size
+            self.holes = []                    # (offset from the end of the buffer, array)
+
+        def CreateNumpyVector(self, x):
+            if x.ndim != 1 or x.nbytes < _HOLE_BYTES or x.dtype.str[0] not in "<|" or \
+                    not x.flags.c_contiguous:
+                return flatbuffers.Builder.CreateNumpyVector(self, x)
+            self.StartVector(x.itemsize, x.size, x.dtype.alignment)
+            self.head = self.head - x.nbytes
+            # the offset from the end stays valid if the buffer grows (it grows at the front)
+            self.holes.append((len(self.Bytes) - self.head, x))
+            self.vectorNumElems = x.size
+            return self.EndVector()
+
+        def output_bytes(self):
+            end = len(self.Bytes)
+            view = memoryview(self.Bytes)
+            pieces, at = [], self.head
+            for from_end, arr in sorted(self.holes, key=lambda h: -h[0]):
+                start = end - from_end
+                pieces.append(view[at:start])
+                pieces.append(memoryview(arr).cast("B"))
+                at = start + arr.nbytes
+            pieces.append(view[at:end])
+            out = b"".join(pieces)
+            del pieces, view
+            self.holes = []
+            return out
+
+    _BUILDER.append(_HoleBuilder)
+    return _HoleBuilder

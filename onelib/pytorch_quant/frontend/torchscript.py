@@ -1,8 +1,14 @@
 """TorchScript archives of eager- or FX-quantized models -> source-stage IR.
 
-The archive is loaded and frozen, never run: ``torch.jit.freeze`` turns every qparam into a
-constant and every packed weight into a ScriptObject constant, and keeps the module hierarchy on
-each inlined node (``getModuleHierarchy``), which gives tensor names the user knows.
+The archive is loaded, never run. A traced model's forward is inlined (a copy: the module is not
+touched) and its ``prim::GetAttr`` chains are resolved against the module itself: numbers and
+tensors become graph constants, packed weights are read from the module's attributes, and the
+passes ``torch.jit.freeze`` would run (dead code, common subexpressions, constant propagation)
+run on the copy, so the walk sees what it would see after freeze without freeze's cost (it clones
+the module and repacks every weight: about as long as loading the archive). Scripted models
+(control flow that folds once shapes are known) and anything the fast path cannot resolve are
+frozen and walked as before. Inlined nodes keep the module hierarchy (``getModuleHierarchy``),
+which gives tensor names the user knows.
 Each TorchScript op kind maps to one reader function in ``READERS``; a reader turns the node into
 one source op (see ``ops/`` for what each source op means).
 """
@@ -46,17 +52,113 @@ def load_torchscript(path, options):
 def from_script_module(module, options, source):
     import torch
     module = module.eval()
+    names = _qfunctional_names(module)
+    # the walk calls a few torch kernels (unpack, int_repr) that copy memory: more threads only
+    # spin (on a busy machine they cost more CPU time than the copies themselves)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        graph = _walk_unfrozen(module, options, source, names)
+    finally:
+        torch.set_num_threads(threads)
+    if graph is not None:
+        return graph
     try:
         frozen = torch.jit.freeze(module)
     except Exception as e:
         raise ConversionError("%s: torch.jit.freeze failed (%s)" % (source, str(e).strip().splitlines()[0]))
-    names = _qfunctional_names(module)
     walker = _Walker(source, options, names)
     graph = walker.walk(frozen.graph)
     # kept in memory only, for the fidelity report: which TorchScript value each tensor is
     graph.torch_module = frozen
     graph.torch_values = walker.origin
     return graph
+
+
+# What torch.jit.freeze runs on the inlined graph once the attributes are constants
+# (freeze_module.cpp: runOptimization without loop unrolling); the fast path runs the same passes so
+# that it walks the same nodes (duplicates merged, dead code gone, constant arithmetic folded).
+_FREEZE_PASSES = ("_jit_pass_dce", "_jit_pass_cse", "_jit_pass_peephole", "_jit_pass_constant_propagation",
+                  "_jit_pass_constant_pooling", "_jit_pass_cse")
+# nodes that need freeze (scripted control flow folds there) or that the fast path does not resolve
+_NEEDS_FREEZE = frozenset(["prim::If", "prim::Loop", "prim::SetAttr", "prim::CallMethod", "prim::CallFunction"])
+
+
+class _InlinedModule(object):
+    """What the fidelity report uses of the walked module without freezing it: the walked graph
+    (the inlined copy of forward, whose first input is the module) and the module to run it on."""
+
+    def __init__(self, module, graph):
+        self._module = module
+        self._c = module._c
+        self.graph = graph
+
+    def __call__(self, *args):
+        return self._module(*args)
+
+
+def _walk_unfrozen(module, options, source, names):
+    """The fast path: walk an inlined copy of forward and read the attributes (packed weights,
+    qparam tensors) from the module itself. ``torch.jit.freeze`` costs about as much as loading
+    the archive (it clones the module, repacking every weight). Returns None when the graph needs
+    freeze (scripted control flow, attributes it cannot resolve) or the walk fails: the caller then
+    freezes and walks as before, so errors read the same."""
+    import torch
+    try:
+        g = module.forward.graph.copy()
+        torch._C._jit_pass_inline(g)
+        objects = _inline_attributes(g, module)
+        if objects is None:
+            return None
+        for p in _FREEZE_PASSES:
+            getattr(torch._C, p)(g)
+    except Exception:
+        return None
+    for node in g.nodes():
+        if node.kind() in _NEEDS_FREEZE or len(list(node.blocks())):
+            return None
+        if node.kind() == "prim::GetAttr" and node.output().unique() not in objects:
+            return None
+    walker = _Walker(source, options, names, objects)
+    try:
+        graph = walker.walk(g)
+    except Exception:
+        return None
+    graph.torch_module = _InlinedModule(module, g)
+    graph.torch_values = walker.origin
+    return graph
+
+
+def _inline_attributes(g, module):
+    """Resolve ``prim::GetAttr`` chains against ``module``, as freeze would: numbers, strings and
+    tensors become constants of the graph (so constant propagation folds what it folds after
+    freeze); submodules stay GetAttr; TorchBind objects (packed weights) cannot be graph constants
+    here, so they are returned: {GetAttr output unique -> object} (None: something unresolvable)."""
+    import torch
+    owners = {next(iter(g.inputs())).unique(): module}
+    objects = {}
+    for node in list(g.nodes()):
+        if node.kind() != "prim::GetAttr":
+            continue
+        owner = owners.get(node.input().unique())
+        if owner is None:
+            return None
+        value = getattr(owner, node.s("name"))
+        out = node.output()
+        if isinstance(value, torch.jit.ScriptModule):
+            owners[out.unique()] = value
+            objects[out.unique()] = None
+        elif isinstance(value, torch.ScriptObject):
+            objects[out.unique()] = value
+        elif value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                value = value.detach()   # a Parameter (quantized batch_norm2d's weight); freeze does the same
+            const = g.insertConstant(value)
+            const.node().moveBefore(node)
+            out.replaceAllUsesWith(const)
+        else:
+            return None
+    return objects
 
 
 def _module_path(node):
@@ -115,8 +217,9 @@ def _qkey(node):
 
 
 class _Walker(object):
-    def __init__(self, source, options, qf_names):
+    def __init__(self, source, options, qf_names, objects=None):
         self.source = source
+        self.objects = objects or {}   # GetAttr output -> module attribute (fast path: packed weights)
         self.options = options
         self.qf_names = qf_names
         self.values = {}       # torch Value.unique() -> Tensor or python constant
@@ -302,7 +405,7 @@ def _unpack(w, node):
 
 @reader("prim::GetAttr")
 def _getattr(w, node):
-    w.values[node.output().unique()] = None
+    w.values[node.output().unique()] = w.objects.get(node.output().unique())
 
 
 @reader("aten::size")
@@ -340,7 +443,7 @@ def _dequantize(w, node):
 def _weight_tensor(qw, name):
     """A torch qint8 weight -> int8 Tensor with its qparams (channel axis as torch has it)."""
     import torch
-    ints = qw.int_repr().numpy().copy()
+    ints = qw.int_repr().numpy()   # a fresh tensor: its memory is ours (one copy, below, to the IR dtype)
     if qw.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
         q = QParams(qw.q_per_channel_scales().numpy().astype(np.float32),
                     qw.q_per_channel_zero_points().numpy().astype(np.int64), qw.q_per_channel_axis())
@@ -351,7 +454,7 @@ def _weight_tensor(qw, name):
     dtype = {torch.qint8: "int8", torch.quint8: "uint8"}.get(qw.dtype)
     if dtype is None:
         raise _Unsupported("weight dtype %s" % qw.dtype)
-    return Tensor(name + ".weight", ints.shape, dtype, q, ints.astype(dtype))
+    return Tensor(name + ".weight", ints.shape, dtype, q, ints.astype(dtype, copy=False))
 
 
 def _bias_tensor(b, name):

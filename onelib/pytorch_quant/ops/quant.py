@@ -90,10 +90,13 @@ def fit_bias_of_dead_channels(w, bias, in_q, act_dtype):
     if bias is None or bias.qparams is not None or q is None or q.per_tensor:
         return w
     hi = INT_RANGE[BIAS_DTYPE[act_dtype]][1]
+    need = np.abs(bias.data.astype(np.float64)) / (float(in_q.scale[0]) * (hi // 2))
+    grow = need > q.scale.astype(np.float64)
+    if not grow.any():   # the usual case: no need to look at the weights at all
+        return w
     axis_data = np.moveaxis(w.data.astype(np.int64), q.axis, 0).reshape(q.scale.size, -1)
     dead = np.all(axis_data == q.zero_point.reshape(-1, 1), axis=1)
-    need = np.abs(bias.data.astype(np.float64)) / (float(in_q.scale[0]) * (hi // 2))
-    grow = dead & (need > q.scale.astype(np.float64))
+    grow = dead & grow
     if not grow.any():
         return w
     scale = q.scale.copy()
