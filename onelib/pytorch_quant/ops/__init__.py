@@ -24,6 +24,7 @@ max_pool2d             x                                       kernel[2], stride
 avg_pool2d             x                                       kernel, stride, padding, ceil_mode,
                                                                count_include_pad, divisor_override
 adaptive_avg_pool2d    x                                       output_size[2] (None entries keep the size)
+adaptive_max_pool2d    x                                       output_size[2] (float in PyTorch: no quantized kernel)
 mean                   x                                       dims (list), keepdim
 flatten                x                                       start, end
 reshape                x                                       shape (may hold one -1)
