@@ -95,8 +95,8 @@ QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
 # ops whose circle kernels need the output on the input's grid (PyTorch's quantized kernels too)
-SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten", "reshape", "hardtanh", "permute",
-             "upsample"}
+SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "flatten", "reshape",
+             "hardtanh", "permute", "gather", "upsample"}
 
 
 def load_pt2(path, options):
@@ -583,7 +583,7 @@ class _Walker(object):
             bounds = _slice_bounds(self, node)
         except (_Unsupported, ConversionError):   # the reader says why
             return False
-        return bounds[1] == 0 and bounds[2] == bounds[3]
+        return bounds[1] == 0 and bounds[2] == bounds[3] and bounds[4] == 1
 
     def resolve(self, name):
         while name in self.alias:
@@ -1103,6 +1103,19 @@ def _adaptive_avg_pool2d(w, node):
     w.emit("adaptive_avg_pool2d", node, [w.act(node)], attrs={"output_size": size})
 
 
+@reader("aten.adaptive_max_pool2d.default")
+def _adaptive_max_pool2d(w, node):
+    """PyTorch has no quantized adaptive max pooling: the program computes it on dequantized
+    values. A maximum is exact on any grid, so it is converted on the input's grid."""
+    if len(node.outputs) > 1 and w.users.get(node.outputs[1]):
+        raise _Unsupported("adaptive_max_pool2d whose indices are used")
+    size = w.arg(node, "output_size")
+    size = [size, size] if isinstance(size, int) else list(size)
+    if len(size) == 1:
+        size = size * 2
+    w.emit("adaptive_max_pool2d", node, [w.act(node)], attrs={"output_size": size})
+
+
 @reader("aten.mean.dim")
 def _mean(w, node):
     x = w.act(node)
@@ -1207,13 +1220,13 @@ def _slice_bounds(w, node):
     a, b, step = w.arg(node, "start", 0), w.arg(node, "end", n), w.arg(node, "step", 1)
     if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b, step)):
         raise _Unsupported("start, end or step (%r, %r, %r) is not a constant" % (a, b, step))
-    if step != 1:
-        raise _Unsupported("slice with step %d (only step 1 converts)" % step)
+    if step < 1:
+        raise _Unsupported("slice with step %d" % step)
     a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
     a, b = max(0, min(a, n)), max(0, min(b, n))
     if b <= a:
         raise _Unsupported("empty slice %d:%d of an axis of %d" % (a, b, n))
-    return d, a, b, n
+    return d, a, b, n, step
 
 
 def _keep(w, node, x, kind, attrs, name):
@@ -1241,7 +1254,10 @@ def _piece(w, node, x, d, a, b, n, name):
 def _slice(w, node):
     """``x[:, a:b]`` with step 1 (the whole axis is an alias, see ``_Walker._full_slice``)."""
     x = w.act(node)
-    d, a, b, n = _slice_bounds(w, node)
+    d, a, b, n, step = _slice_bounds(w, node)
+    if step > 1:   # every step-th element: a gather of those indices, on the input's grid
+        w.emit("gather", node, [x], attrs={"dim": d, "index": list(range(a, b, step))})
+        return
     out = _piece(w, node, x, d, a, b, n, _op_name(node))
     w.values[node.output] = out
     w.node_of[id(out)] = node.output

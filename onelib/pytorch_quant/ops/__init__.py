@@ -33,6 +33,7 @@ leaky_relu             x                                       negative_slope
 elu                    x                                       alpha, scale, input_scale
 softmax                x                                       dim
 permute                x                                       dims (transpose/swapaxes become permute)
+gather                 x                                       dim, index (list): x[:, a:b:step], step > 1
 split                  x -> one output per piece               dim, sizes (chunk/split/split_with_sizes)
 upsample               x                                       mode ("nearest" | "nearest_exact" |
                                                                "bilinear"), size[2] or None, scales[2]

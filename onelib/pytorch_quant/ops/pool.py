@@ -160,5 +160,14 @@ def lower_mean(ctx, op):
         x = ctx.value(src_x)
         axes = sorted(nhwc_axis(d, rank) for d in dims)
     y = ctx.like(out) if len(out.shape) == 4 else ctx.like(out, shape=tuple(out.shape))
-    ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [y], {"keepDims": keep}, op.name)
+    kept = [i for i in range(rank) if i not in axes]
+    if rank == 4 and len(out.shape) != 4 and not _onert_takes_mean(kept, len(out.shape)):
+        # onert refuses this rank change: MEAN keeping the dims, then RESHAPE (same grid, exact)
+        full = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        kept_t = ctx.like(out, name=op.name + "/keepdims", shape=full)
+        ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [kept_t], {"keepDims": True},
+                 op.name + "/keepdims")
+        ctx.reshape(kept_t, out.shape, op.name, out=y)
+    else:
+        ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [y], {"keepDims": keep}, op.name)
     ctx.define(out, y)
