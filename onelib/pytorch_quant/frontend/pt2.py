@@ -953,6 +953,26 @@ def _emit_conv(w, node, stride, padding, dilation, groups):
     w.emit("conv2d", node, [x], [wt, b], attrs, quantizable=wt.qparams is not None)
 
 
+@reader("aten.conv1d.default")
+def _conv1d(w, node):
+    """conv1d as PyTorch packs it: a conv2d over a map of height 1 (weight [O, I/g, 1, k])."""
+    x = w.act(node, "input")
+    name = _op_name(node)
+    wt, b = _weight_and_bias(w, node, name)
+    if wt.rank != 3:
+        raise _Unsupported("%d-D weight for conv1d" % wt.rank)
+    padding = w.arg(node, "padding", 0)
+    if isinstance(padding, str):
+        raise _Unsupported("padding='%s' (give the padding as numbers)" % padding)
+    one = [int(_pair(v, k)[0]) for v, k in ((w.arg(node, "stride", 1), "stride"), (padding, "padding"),
+                                              (w.arg(node, "dilation", 1), "dilation"))]
+    wt4 = Tensor(wt.name, (wt.shape[0], wt.shape[1], 1, wt.shape[2]), wt.dtype, wt.qparams,
+                 wt.data.reshape(wt.shape[0], wt.shape[1], 1, wt.shape[2]))
+    attrs = {"stride": [1, one[0]], "padding": [0, one[1]], "dilation": [1, one[2]],
+             "groups": int(w.arg(node, "groups", 1)), "act": None}
+    w.emit("conv1d", node, [x], [wt4, b], attrs, quantizable=wt.qparams is not None)
+
+
 @reader("aten.linear.default")
 def _linear(w, node):
     x = w.act(node, "input")
