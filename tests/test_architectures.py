@@ -132,7 +132,8 @@ MEAN_CASES = {
     (1,): (1, True),      # N, H, W kept: reduce NHWC axis 3 (onert refused the NCHW form)
     (1, 2): (2, True),    # N, W kept: onert takes only the NCHW form
     (3,): (2, True),      # N, C, H kept: NHWC would give N, H, C
-    (1, 3): (1, False),   # N, H kept: onert refuses this MEAN in either layout
+    (1, 3): (1, True),    # N, H kept: onert refuses this rank change in either layout, so MEAN
+                          # keeps the dims and a RESHAPE drops them
 }
 
 

@@ -95,8 +95,8 @@ QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
 # ops whose circle kernels need the output on the input's grid (PyTorch's quantized kernels too)
-SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten", "reshape", "hardtanh", "permute",
-             "upsample"}
+SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "flatten", "reshape",
+             "hardtanh", "permute", "gather", "upsample"}
 
 
 def load_pt2(path, options):
@@ -620,7 +620,7 @@ class _Walker(object):
         except (_Unsupported, ConversionError, TypeError, ValueError, KeyError, IndexError,
                 AttributeError, ArithmeticError):   # the reader says why, naming the node
             return False
-        return bounds[1] == 0 and bounds[2] == bounds[3]
+        return bounds[1] == 0 and bounds[2] == bounds[3] and bounds[4] == 1
 
     def resolve(self, name):
         while name in self.alias:
@@ -998,6 +998,26 @@ def _emit_conv(w, node, stride, padding, dilation, groups):
     w.emit("conv2d", node, [x], [wt, b], attrs, quantizable=wt.qparams is not None)
 
 
+@reader("aten.conv1d.default")
+def _conv1d(w, node):
+    """conv1d as PyTorch packs it: a conv2d over a map of height 1 (weight [O, I/g, 1, k])."""
+    x = w.act(node, "input")
+    name = _op_name(node)
+    wt, b = _weight_and_bias(w, node, name)
+    if wt.rank != 3:
+        raise _Unsupported("%d-D weight for conv1d" % wt.rank)
+    padding = w.arg(node, "padding", 0)
+    if isinstance(padding, str):
+        raise _Unsupported("padding='%s' (give the padding as numbers)" % padding)
+    one = [int(_pair(v, k)[0]) for v, k in ((w.arg(node, "stride", 1), "stride"), (padding, "padding"),
+                                              (w.arg(node, "dilation", 1), "dilation"))]
+    wt4 = Tensor(wt.name, (wt.shape[0], wt.shape[1], 1, wt.shape[2]), wt.dtype, wt.qparams,
+                 wt.data.reshape(wt.shape[0], wt.shape[1], 1, wt.shape[2]))
+    attrs = {"stride": [1, one[0]], "padding": [0, one[1]], "dilation": [1, one[2]],
+             "groups": int(w.arg(node, "groups", 1)), "act": None}
+    w.emit("conv1d", node, [x], [wt4, b], attrs, quantizable=wt.qparams is not None)
+
+
 @reader("aten.linear.default")
 def _linear(w, node):
     x = w.act(node, "input")
@@ -1148,6 +1168,19 @@ def _adaptive_avg_pool2d(w, node):
     w.emit("adaptive_avg_pool2d", node, [w.act(node)], attrs={"output_size": size})
 
 
+@reader("aten.adaptive_max_pool2d.default")
+def _adaptive_max_pool2d(w, node):
+    """PyTorch has no quantized adaptive max pooling: the program computes it on dequantized
+    values. A maximum is exact on any grid, so it is converted on the input's grid."""
+    if len(node.outputs) > 1 and w.users.get(node.outputs[1]):
+        raise _Unsupported("adaptive_max_pool2d whose indices are used")
+    size = w.arg(node, "output_size")
+    size = [size, size] if isinstance(size, int) else list(size)
+    if len(size) == 1:
+        size = size * 2
+    w.emit("adaptive_max_pool2d", node, [w.act(node)], attrs={"output_size": size})
+
+
 @reader("aten.mean.dim")
 def _mean(w, node):
     x = w.act(node)
@@ -1252,13 +1285,13 @@ def _slice_bounds(w, node):
     a, b, step = w.arg(node, "start", 0), w.arg(node, "end", n), w.arg(node, "step", 1)
     if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b, step)):
         raise _Unsupported("start, end or step (%r, %r, %r) is not a constant" % (a, b, step))
-    if step != 1:
-        raise _Unsupported("slice with step %d (only step 1 converts)" % step)
+    if step < 1:
+        raise _Unsupported("slice with step %d" % step)
     a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
     a, b = max(0, min(a, n)), max(0, min(b, n))
     if b <= a:
         raise _Unsupported("empty slice %d:%d of an axis of %d" % (a, b, n))
-    return d, a, b, n
+    return d, a, b, n, step
 
 
 def _keep(w, node, x, kind, attrs, name):
@@ -1286,7 +1319,10 @@ def _piece(w, node, x, d, a, b, n, name):
 def _slice(w, node):
     """``x[:, a:b]`` with step 1 (the whole axis is an alias, see ``_Walker._full_slice``)."""
     x = w.act(node)
-    d, a, b, n = _slice_bounds(w, node)
+    d, a, b, n, step = _slice_bounds(w, node)
+    if step > 1:   # every step-th element: a gather of those indices, on the input's grid
+        w.emit("gather", node, [x], attrs={"dim": d, "index": list(range(a, b, step))})
+        return
     out = _piece(w, node, x, d, a, b, n, _op_name(node))
     w.values[node.output] = out
     w.node_of[id(out)] = node.output

@@ -532,6 +532,27 @@ def _cat(w, node):
     w.emit("cat", node, items, {"dim": int(dim)}, qparams=q, dtype=items[0].dtype)
 
 
+@reader("aten::stack")
+def _stack(w, node):
+    """torch.stack of quantized tensors (PyTorch stacks one grid): an unsqueeze (reshape) of each
+    input, then a cat along the new axis."""
+    ins = _inputs(node)
+    items = w.values.get(ins[0].unique())
+    if not items or not all(isinstance(t, Tensor) for t in items):
+        raise _Unsupported("stack of values that are not activations")
+    shape = _known_shape(w, items[0])
+    d = int(w.const(ins[1])) % (len(shape) + 1)
+    new = list(shape[:d]) + [1] + list(shape[d:])
+    name = w.name_for(node, "")
+    parts = []
+    for k, t in enumerate(items):
+        part = Tensor("%s/unsqueeze%d" % (name, k), None, t.dtype, t.qparams.copy() if t.qparams is not None else None)
+        w.graph.ops.append(Op("reshape", [t], [part], {"shape": new}, name=part.name))
+        parts.append(part)
+    q = items[0].qparams.copy() if items[0].qparams is not None else None
+    w.emit("cat", node, parts, {"dim": d}, qparams=q, dtype=items[0].dtype)
+
+
 @reader("quantized::hardswish")
 def _hardswish(w, node):
     x, s, z = _inputs(node)
@@ -1028,8 +1049,12 @@ def _slice(w, node):
     b = n if b is None else int(b)
     a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
     a, b = max(0, min(a, n)), max(0, min(b, n))
-    if step not in (None, 1) or b <= a:
-        raise _Unsupported("slice with step %r or an empty range" % (step,))
+    if b <= a:
+        raise _Unsupported("slice with an empty range")
+    if step not in (None, 1):
+        # every step-th element: a gather of those indices (the output keeps the grid)
+        w.emit("gather", node, [xt], {"dim": d, "index": list(range(a, b, int(step)))})
+        return
     if a == 0 and b == n:
         w.values[node.output().unique()] = xt
         return

@@ -24,6 +24,7 @@ max_pool2d             x                                       kernel[2], stride
 avg_pool2d             x                                       kernel, stride, padding, ceil_mode,
                                                                count_include_pad, divisor_override
 adaptive_avg_pool2d    x                                       output_size[2] (None entries keep the size)
+adaptive_max_pool2d    x                                       output_size[2] (float in PyTorch: no quantized kernel)
 mean                   x                                       dims (list), keepdim
 flatten                x                                       start, end
 reshape                x                                       shape (may hold one -1)
@@ -32,6 +33,7 @@ leaky_relu             x                                       negative_slope
 elu                    x                                       alpha, scale, input_scale
 softmax                x                                       dim
 permute                x                                       dims (transpose/swapaxes become permute)
+gather                 x                                       dim, index (list): x[:, a:b:step], step > 1
 split                  x -> one output per piece               dim, sizes (chunk/split/split_with_sizes)
 upsample               x                                       mode ("nearest" | "nearest_exact" |
                                                                "bilinear"), size[2] or None, scales[2]

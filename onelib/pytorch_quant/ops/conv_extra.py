@@ -61,19 +61,17 @@ def lower_conv_transpose2d(ctx, op):
     The weight [I, O, kh, kw] becomes circle's [O, kh, kw, I]; per-channel weights (on PyTorch's
     output-channel axis 1) keep one scale per output channel, on circle axis 0. The bias is the
     op's 4th input, int32 on scale in * w, as luci requires for TransposeConv.
+
+    What TRANSPOSE_CONV has no attribute for is expressed exactly:
+    * dilation: the kernel spread out with the weight zero point (a real 0) between the taps;
+    * output_padding beyond padding: rows and columns past the full output, where PyTorch adds
+      only the bias, come from zero-point rows padded after the input (they contribute 0);
+    * groups: SPLIT of the input channels, one TRANSPOSE_CONV per group, CONCATENATION (every
+      group writes the op's output grid, so the concatenation moves codes only).
     """
     src, w, b = op.inputs
     a = op.attrs
     out = op.outputs[0]
-    if a["groups"] != 1:
-        raise ConversionError("%s: conv_transpose2d with groups=%d is not supported" % (op.name, a["groups"]))
-    if a["dilation"] != [1, 1]:
-        raise ConversionError("%s: conv_transpose2d with dilation %s has no circle TRANSPOSE_CONV form"
-                              % (op.name, a["dilation"]))
-    for i in range(2):
-        if a["output_padding"][i] > a["padding"][i]:
-            raise ConversionError("%s: conv_transpose2d with output_padding %s larger than padding %s is not "
-                                  "supported" % (op.name, a["output_padding"], a["padding"]))
     x = ctx.value(src)
     if src.qparams is None or w.qparams is None:
         raise ConversionError("%s: conv_transpose2d needs quantized input and weight" % op.name)
@@ -81,27 +79,82 @@ def lower_conv_transpose2d(ctx, op):
     if not wq.per_tensor and wq.axis != 1:
         raise ConversionError("%s: conv_transpose2d weight quantized per channel on axis %d (circle needs the "
                               "output-channel axis)" % (op.name, wq.axis))
-    weight = model_weight(w, src.dtype, op.name + ".weight")
-    q = weight.qparams.copy(axis=0)
-    wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), q)
-    n_out = w.shape[1]
-    bias = quantize_bias(b, src.qparams, QParams(wq.scale, wq.zero_point, 0), src.dtype, n_out, op.name + ".bias")
-    n, h, wd, _ = x.shape
+    w = _dilated_weight(w, a["dilation"])
+    groups = a["groups"]
+    stride, pad = a["stride"], a["padding"]
     k = [w.shape[2], w.shape[3]]
-    full = [(h - 1) * a["stride"][0] + k[0], (wd - 1) * a["stride"][1] + k[1]]
+    # zero-point rows after the input so the full output reaches PyTorch's last row
+    extra = [max(0, -(-(a["output_padding"][i] - pad[i]) // stride[i])) for i in range(2)]
+    if extra != [0, 0]:
+        pads = np.array([[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]], np.int32)
+        padded = Tensor(op.name + "/pad", (x.shape[0], x.shape[1] + extra[0], x.shape[2] + extra[1], x.shape[3]),
+                        x.dtype, x.qparams.copy())
+        ctx.emit("PAD", [x, ctx.const(op.name + "/paddings", pads)], [padded], {}, op.name + "/pad")
+        x = padded
+    n, h, wd, c_in = x.shape
+    full = [(h - 1) * stride[0] + k[0], (wd - 1) * stride[1] + k[1]]
     final_hw = [out.shape[2], out.shape[3]]
+    n_out = out.shape[1]
     crop = full != final_hw
     y = ctx.like(out)
     yt = y if not crop else ctx.like(out, name=op.name + "/full", shape=(n, full[0], full[1], n_out))
-    out_shape = ctx.const(op.name + "/output_shape", np.array([n, full[0], full[1], n_out], np.int32))
-    ctx.emit("TRANSPOSE_CONV", [out_shape, wt, x, bias], [yt],
-             {"padding": VALID, "strideW": a["stride"][1], "strideH": a["stride"][0],
-              "fusedActivationFunction": ACT[a.get("act")]}, op.name if not crop else op.name + "/full")
+    attrs = {"padding": VALID, "strideW": stride[1], "strideH": stride[0], "fusedActivationFunction": ACT[a.get("act")]}
+    if groups == 1:
+        _transpose_conv(ctx, op.name if not crop else op.name + "/full", x, w, b, src, yt, attrs)
+    else:
+        gi, go = c_in // groups, n_out // groups
+        parts = [Tensor("%s/group%d/in" % (op.name, g), (n, h, wd, gi), x.dtype, x.qparams.copy())
+                 for g in range(groups)]
+        ctx.emit("SPLIT", [ctx.const(op.name + "/split_axis", np.array(3, np.int32)), x], parts,
+                 {"numSplits": groups}, op.name + "/split")
+        outs = []
+        for g in range(groups):
+            wg_q = wq if wq.per_tensor or wq.scale.size == go else \
+                QParams(wq.scale[g * go:(g + 1) * go], wq.zero_point[g * go:(g + 1) * go], 1)
+            wg = Tensor("%s.weight/group%d" % (op.name, g), (gi,) + tuple(w.shape[1:]), w.dtype, wg_q,
+                        w.data[g * gi:(g + 1) * gi])
+            bg = None if b is None else Tensor("%s.bias/group%d" % (op.name, g), (go,), b.dtype, b.qparams,
+                                               b.data[g * go:(g + 1) * go])
+            yg = Tensor("%s/group%d" % (op.name, g), (n, full[0], full[1], go), yt.dtype, yt.qparams.copy())
+            _transpose_conv(ctx, "%s/group%d" % (op.name, g), parts[g], wg, bg, src, yg, attrs)
+            outs.append(yg)
+        ctx.emit("CONCATENATION", outs, [yt], {"axis": 3, "fusedActivationFunction": 0},
+                 op.name if not crop else op.name + "/full")
     if crop:
-        begin = ctx.const(op.name + "/begin", np.array([0, a["padding"][0], a["padding"][1], 0], np.int32))
+        begin = ctx.const(op.name + "/begin", np.array([0, pad[0], pad[1], 0], np.int32))
         size = ctx.const(op.name + "/size", np.array([n, final_hw[0], final_hw[1], n_out], np.int32))
         ctx.emit("SLICE", [yt, begin, size], [y], {}, op.name)
     ctx.define(out, y)
+
+
+def _transpose_conv(ctx, name, x, w, b, src, y, attrs):
+    """One TRANSPOSE_CONV of source weight ``w`` [I, O, kh, kw] (int8/uint8 with qparams) into ``y``."""
+    wq = w.qparams
+    weight = model_weight(w, src.dtype, name + ".weight")
+    wt = ctx.const(weight.name, weight.data.transpose(1, 2, 3, 0), weight.qparams.copy(axis=0))
+    n_out = w.shape[1]
+    bias = quantize_bias(b, src.qparams, QParams(wq.scale, wq.zero_point, 0), src.dtype, n_out, name + ".bias")
+    out_shape = ctx.const(name + "/output_shape", np.array(y.shape, np.int32))
+    ctx.emit("TRANSPOSE_CONV", [out_shape, wt, x, bias], [y], attrs, name)
+
+
+def _dilated_weight(w, dilation):
+    """The kernel of a dilated transposed conv as an undilated one: taps d apart, the weight's
+    zero point (a real 0) between them."""
+    if list(dilation) == [1, 1]:
+        return w
+    kh, kw = w.shape[2], w.shape[3]
+    big = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    q = w.qparams
+    data = np.empty(tuple(w.shape[:2]) + big, w.data.dtype)
+    if q.per_tensor:
+        data[...] = q.zero_point[0]
+    else:
+        shape = [1, 1, 1, 1]
+        shape[q.axis] = -1
+        data[...] = q.zero_point.reshape(shape)
+    data[:, :, ::dilation[0], ::dilation[1]] = w.data
+    return Tensor(w.name, data.shape, w.dtype, q, data)
 
 
 # ------------------------------------------------------------------------------- batch_norm2d

@@ -1,4 +1,4 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean.
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d, mean.
 
 Quantized pooling in PyTorch keeps the input's qparams, and TFLite/circle pooling kernels assume
 the same, so outputs share the input's qparams.
@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ConversionError
 from .conv import VALID, window_padding
 from .lower import nhwc_axis
-from .pool_window import avg_pool_by_blocks
+from .pool_window import adaptive_pool, avg_pool_by_blocks, avg_pool_divisor, dilated_max_pool
 from .quant import INT_RANGE
 from .registry import lowering, shape
 
@@ -52,17 +52,18 @@ def _pool_attrs(a, pad):
 @lowering("max_pool2d")
 def lower_max_pool2d(ctx, op):
     a = op.attrs
-    d = a.get("dilation", [1, 1])
-    if d != [1, 1]:
-        raise ConversionError("%s: max_pool2d with dilation %s has no circle equivalent" % (op.name, d))
+    d = list(a.get("dilation", [1, 1]))
     src_x = op.inputs[0]
     x = ctx.value(src_x)
     extra = _extra_end(src_x, op.outputs[0], a, d)
     # padding with the lowest code acts as PyTorch's -inf padding: every window holds a real element
     lowest = INT_RANGE[x.dtype][0] if x.dtype in INT_RANGE else np.finfo(np.float32).min
     x, pad = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], d, fill=lowest,
-                            extra_end=extra)
+                            extra_end=extra, allow_same=d == [1, 1])
     y = ctx.like(op.outputs[0])
+    if d != [1, 1]:
+        ctx.define(op.outputs[0], dilated_max_pool(ctx, op, x, y, a["kernel"], a["stride"], d))
+        return
     ctx.emit("MAX_POOL_2D", [x], [y], _pool_attrs(a, pad), op.name)
     ctx.define(op.outputs[0], y)
 
@@ -72,9 +73,13 @@ def lower_avg_pool2d(ctx, op):
     a = op.attrs
     src_x = op.inputs[0]
     x = ctx.value(src_x)
-    if a.get("divisor_override"):
-        raise ConversionError("%s: avg_pool2d with divisor_override has no circle equivalent" % op.name)
     extra = _extra_end(src_x, op.outputs[0], a, [1, 1])
+    if a.get("divisor_override"):
+        # a fixed divisor: a depthwise sum scaled by 1/d over the zero-point padded input
+        x, _ = window_padding(ctx, x, op.name, a["kernel"], a["stride"], a["padding"], [1, 1],
+                              fill="zero_point", extra_end=extra, allow_same=False)
+        ctx.define(op.outputs[0], avg_pool_divisor(ctx, op, x, ctx.like(op.outputs[0]), a["kernel"], a["stride"]))
+        return
     if extra != (0, 0):
         # ceil_mode windows past the input divide by a smaller count: block by block (pool_window.py)
         ctx.define(op.outputs[0], avg_pool_by_blocks(ctx, op, x))
@@ -96,26 +101,21 @@ def lower_avg_pool2d(ctx, op):
     ctx.define(op.outputs[0], y)
 
 
-@shape("adaptive_avg_pool2d")
+@shape("adaptive_avg_pool2d", "adaptive_max_pool2d")
 def adaptive_shape(op):
     x = op.inputs[0]
     oh, ow = [x.shape[2 + i] if v is None else v for i, v in enumerate(op.attrs["output_size"])]
     return (x.shape[0], x.shape[1], oh, ow)
 
 
-@lowering("adaptive_avg_pool2d")
-def lower_adaptive_avg_pool2d(ctx, op):
-    src_x = op.inputs[0]
-    x = ctx.value(src_x)
-    h, w = src_x.shape[2], src_x.shape[3]
-    oh, ow = op.outputs[0].shape[2], op.outputs[0].shape[3]
-    if h % oh or w % ow:
-        raise ConversionError("%s: adaptive_avg_pool2d from %dx%d to %dx%d has uneven windows"
-                              % (op.name, h, w, oh, ow))
-    k = [h // oh, w // ow]
-    y = ctx.like(op.outputs[0])
-    ctx.emit("AVERAGE_POOL_2D", [x], [y], _pool_attrs({"kernel": k, "stride": k}, VALID), op.name)
-    ctx.define(op.outputs[0], y)
+@lowering("adaptive_avg_pool2d", "adaptive_max_pool2d")
+def lower_adaptive_pool2d(ctx, op):
+    """PyTorch's windows (start floor(i*in/out), end ceil((i+1)*in/out)) as one pooling op when
+    they are one size one stride apart (10 -> 3: kernel 4, stride 3), else exactly per window
+    length (pool_window.adaptive_pool)."""
+    kind = "AVERAGE_POOL_2D" if op.kind == "adaptive_avg_pool2d" else "MAX_POOL_2D"
+    x = ctx.value(op.inputs[0])
+    ctx.define(op.outputs[0], adaptive_pool(ctx, op, x, ctx.like(op.outputs[0]), kind))
 
 
 @shape("mean")
@@ -160,5 +160,14 @@ def lower_mean(ctx, op):
         x = ctx.value(src_x)
         axes = sorted(nhwc_axis(d, rank) for d in dims)
     y = ctx.like(out) if len(out.shape) == 4 else ctx.like(out, shape=tuple(out.shape))
-    ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [y], {"keepDims": keep}, op.name)
+    kept = [i for i in range(rank) if i not in axes]
+    if rank == 4 and len(out.shape) != 4 and not _onert_takes_mean(kept, len(out.shape)):
+        # onert refuses this rank change: MEAN keeping the dims, then RESHAPE (same grid, exact)
+        full = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        kept_t = ctx.like(out, name=op.name + "/keepdims", shape=full)
+        ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [kept_t], {"keepDims": True},
+                 op.name + "/keepdims")
+        ctx.reshape(kept_t, out.shape, op.name, out=y)
+    else:
+        ctx.emit("MEAN", [x, ctx.const(op.name + "/axes", np.array(axes, np.int32))], [y], {"keepDims": keep}, op.name)
     ctx.define(out, y)

@@ -11,8 +11,8 @@ QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams
 
 # source kinds whose lowering also works on float tensors (kept float between DEQUANTIZE/QUANTIZE)
 FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "max_pool2d", "avg_pool2d",
-                 "adaptive_avg_pool2d", "mean", "add", "mul", "sigmoid", "hardswish",
-                 "hardsigmoid", "tanh", "leaky_relu", "elu", "softmax", "permute", "split",
+                 "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean", "add", "mul", "sigmoid", "hardswish",
+                 "hardsigmoid", "tanh", "leaky_relu", "elu", "softmax", "permute", "split", "gather",
                  "upsample", "constant_pad", "binary_const"}
 
 

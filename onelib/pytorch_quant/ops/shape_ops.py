@@ -64,3 +64,26 @@ def lower_cat(ctx, op):
     ctx.emit("CONCATENATION", xs, [y],
              {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": 0}, op.name)
     ctx.define(op.outputs[0], y)
+
+
+@shape("gather")
+def gather_shape(op):
+    s = list(op.inputs[0].shape)
+    s[op.attrs["dim"] % len(s)] = len(op.attrs["index"])
+    return tuple(s)
+
+
+@lowering("gather")
+def lower_gather(ctx, op):
+    """Elements ``index`` of one axis (``x[:, a:b:step]``, step > 1): GATHER with constant
+    indices, which moves codes unchanged (the output keeps the input's grid). onert 0.1.0 has no
+    uint8 STRIDED_SLICE, and GATHER is exact everywhere."""
+    src = op.inputs[0]
+    x = ctx.value(src)
+    rank = len(src.shape)
+    d = op.attrs["dim"] % rank
+    axis = nhwc_axis(d, rank) if rank == 4 else d
+    y = ctx.like(op.outputs[0], qparams=x.qparams)
+    ctx.emit("GATHER", [x, ctx.const(op.name + "/index", np.array(op.attrs["index"], np.int32))], [y],
+             {"axis": axis, "batchDims": 0}, op.name)
+    ctx.define(op.outputs[0], y)
