@@ -150,10 +150,12 @@ def _run_eager(case, engine, tmp):
         # every input code (x86 as well: these single ops do not assume reduce_range inputs)
         x = ((np.arange(256).reshape(case.shape) - zp) * np.float32(s)).astype(np.float32)
     xq = (np.rint(x / np.float32(s)) + zp).astype(np.uint8)
-    opts = dict(input_shapes=[list(case.shape)], input_type="uint8", output_type="uint8", fc_as_conv=True)
+    opts = dict(input_shapes=[list(case.shape)], input_type="uint8", output_type="uint8", profile="onert")
     if case.refuse:
         return {"refused": _refusal(path, opts)}
     conv = api.convert(path, api.ConvertOptions(**opts))
+    opts["profile"] = "luci"
+    conv_luci = api.convert(path, api.ConvertOptions(**opts))
     ref = Q.reference(q, x, engine)
     codes = ref.q
     other = case.ref_engine.get(engine)
@@ -161,7 +163,8 @@ def _run_eager(case, engine, tmp):
         with Q.engine_ctx(other), torch.no_grad():
             out = torch.jit.load(path)(torch.from_numpy(x)).numpy()
         codes = (np.rint(out.astype(np.float64) / ref.qparams[0]) + ref.qparams[1]).astype(np.int64)
-    return {"conv": conv, "inputs": [xq], "ref": codes, "unit": None, "qparams": ref.qparams}
+    return {"conv": conv, "conv_luci": conv_luci, "inputs": [xq], "ref": codes, "unit": None,
+            "qparams": ref.qparams}
 
 
 def _run_pt2e(case, tmp):
@@ -189,12 +192,13 @@ def _run_pt2e(case, tmp):
     scale = q.output_scale()[0]
     if scale is None:
         raise AssertionError("%s: XNNPACK leaves this op in float; the case should not list xnnpack" % case.id)
-    opts = dict(fc_as_conv=True)
+    opts = dict(profile="onert")
     if case.refuse:
         return {"refused": _refusal(path, opts)}
     x = M.grid_inputs(q)
     conv = api.convert(path, api.ConvertOptions(**opts))
-    return {"conv": conv, "inputs": x, "ref": q.reference(x)[0], "unit": scale}
+    conv_luci = api.convert(path, api.ConvertOptions(profile="luci"))
+    return {"conv": conv, "conv_luci": conv_luci, "inputs": x, "ref": q.reference(x)[0], "unit": scale}
 
 
 def _refusal(path, opts):
@@ -251,13 +255,16 @@ def run_cases(items, tmp, onert=True):
         if "refused" in r:
             res[key] = r
             continue
-        conv = r.pop("conv")
+        # each profile where it is meant to run: luci's form on TICO, onert's on onert and TICO
+        conv, conv_luci = r.pop("conv"), r.pop("conv_luci")
         r["kinds"] = circle_kinds(conv)
         r["lsb"] = {}
-        try:
-            r["lsb"]["tico"] = int(lsb_diff(runtimes.run_tico(conv.circle, r["inputs"])[0], r["ref"], r["unit"]).max())
-        except Exception as e:
-            r["lsb"]["tico"] = e
+        for label, c in (("tico", conv_luci), ("tico_onert_profile", conv)):
+            try:
+                r["lsb"][label] = int(lsb_diff(runtimes.run_tico(c.circle, r["inputs"])[0], r["ref"], r["unit"]).max())
+            except Exception as e:
+                r["lsb"][label] = e
+        r["luci_circle"] = conv_luci.circle
         r["onert_gap"] = onert_gap(conv)
         if onert and r["onert_gap"] is None:
             jobs.append((conv.circle, r["inputs"]))

@@ -161,7 +161,7 @@ CASES = [
     Case("tanh", lambda s, x: s.act(x), _mods(act=nn.Tanh), ops=("TANH",)),
     Case("sigmoid", lambda s, x: s.act(x), _mods(act=nn.Sigmoid), ops=("LOGISTIC",)),
     Case("leaky_relu", lambda s, x: s.act(x), _mods(act=lambda: nn.LeakyReLU(0.1)), ops=("LEAKY_RELU",)),
-    Case("elu", lambda s, x: s.act(x), _mods(act=nn.ELU), ops=("ELU",)),
+    Case("elu", lambda s, x: s.act(x), _mods(act=nn.ELU), ops=("EXP",)),
     Case("elu_alpha", lambda s, x: s.act(x), _mods(act=lambda: nn.ELU(alpha=0.5)), ops=("EXP",)),
     Case("clamp", lambda s, x: torch.clamp(x, -0.5, 0.7), ops=("MAXIMUM", "MINIMUM")),
     Case("relu6_standalone", lambda s, x: F.relu6(x), ops=("MAXIMUM", "MINIMUM")),

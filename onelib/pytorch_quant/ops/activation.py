@@ -202,16 +202,13 @@ def lower_leaky_relu(ctx, op):
 def lower_elu(ctx, op):
     """elu(x) = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)), in float.
 
-    The plain case (alpha = scale = input_scale = 1) is circle's ELU; otherwise the formula is
-    spelled out with MAXIMUM/MINIMUM/EXP/MUL/ADD. Both run in float between DEQUANTIZE and
-    QUANTIZE in both profiles: onert 0.1.0 runs neither on uint8, luci's fake quantization has no
-    ELU, and circle's ELU has no alpha (the luci profile lists it; luci's verifier would refuse it).
+    Spelled out with MAXIMUM/MINIMUM/EXP/MUL/ADD, in float between DEQUANTIZE and QUANTIZE in
+    both profiles: circle's ELU has no alpha, circle-quantizer's fake quantization refuses an ELU
+    node even in float ("Unsupported op for fake quantization"), and onert 0.1.0 runs no uint8
+    ELU. The luci profile lists it as float (luci's verifier would refuse it).
     """
     a = op.attrs
     alpha, scale, in_scale = a.get("alpha", 1.0), a.get("scale", 1.0), a.get("input_scale", 1.0)
-    if alpha == 1.0 and scale == 1.0 and in_scale == 1.0:
-        ctx.define(op.outputs[0], float_unary(ctx, op, "ELU"))
-        return
     isl = FloatIsland(ctx, op)
     zero = isl.const("zero", 0.0)
     pos = isl.op("MAXIMUM", [isl.x, zero], "pos")

@@ -29,7 +29,7 @@ def window_padding(ctx, x, src_name, kernel, stride, padding, dilation, fill="ze
 
     SAME when TFLite's SAME gives the same windows (same output size and same leading pad), VALID
     when there is none, otherwise an explicit PAD (quantized PAD fills with the zero point, i.e. a
-    real 0) or PADV2 with ``fill`` (max pooling pads with the lowest code) and VALID.
+    real 0) or, for another fill code (max pooling pads with the lowest code), ``pad_with``; then VALID.
     ``allow_same=False`` always pads explicitly: SAME average pooling leaves the padding out of
     its count, so count_include_pad needs the padded zeros as real elements.
     Returns (tensor to feed, padding enum).
