@@ -197,3 +197,16 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
         if found:
             bad["%s/%s" % (case_id, fe)] = found
     assert bad == {}, bad
+
+
+@pytest.mark.skipif(_tool("circle-interpreter") is None, reason="no circle-interpreter in ONE_BIN_DIR")
+def test_fidelity_report_on_luci_interpreter(tmp_path):
+    """The layer-by-layer fidelity report runs on luci-interpreter (onert profile): every op
+    within 1 LSB fed PyTorch's inputs."""
+    from onelib.pytorch_quant import report
+    path, shape, x, _ = A.build("resnet_bottleneck", "ptq", "qnnpack", tmp_path)
+    rep = report.fidelity(path, api.ConvertOptions(input_shapes=[list(shape)], profile="onert"), x=[x],
+                          runtime="luci-interpreter", engine="qnnpack")
+    rows = [r for r in rep.layers if r["per_op"].get("max_lsb") is not None]
+    assert rows and all(r["per_op"].get("error") is None for r in rep.layers)
+    assert max(r["per_op"]["max_lsb"] for r in rows) <= 1

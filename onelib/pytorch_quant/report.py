@@ -62,7 +62,7 @@ from .errors import ConversionError
 __all__ = ["fidelity", "FidelityReport", "main", "RUNTIMES",
            "REPORT_KEYS", "LAYER_KEYS", "STATS_KEYS", "FINAL_KEYS"]
 
-RUNTIMES = ("auto", "onert", "tico")
+RUNTIMES = ("auto", "onert", "tico", "luci-interpreter")   # luci-interpreter: ONE's, via ONE_BIN_DIR
 
 REPORT_KEYS = ("model", "engine", "runtime", "input", "options", "layers", "first_over_1lsb",
                "final", "notes", "timings")
@@ -478,6 +478,13 @@ def _execute(jobs, requested, say):
             else:
                 j.outputs = r
     for j in jobs:
+        if j.runtime == "luci-interpreter" and j.outputs is None and j.error is None:
+            try:
+                j.outputs = runtimes.run_luci_interpreter(
+                    j.data if j.data is not None else _circle_bytes(j.graph), j.feeds)
+            except runtimes.RuntimeFailure as e:
+                j.error = _first_line(str(e))
+    for j in jobs:
         if j.runtime == "tico" and j.outputs is None and j.error is None:
             try:
                 j.outputs = runtimes.run_tico(j.data if j.data is not None else _circle_bytes(j.graph), j.feeds)
@@ -821,7 +828,7 @@ def _compare(conv, values, torch_outs, opts, runtime, say, timings, labels=None)
 
     # accumulated: onert runs one graph cut per tensor; TICO reads all of its tensors in one run
     t0 = time.time()
-    onert_acc = [(i, j) for i, j in acc_jobs if j.runtime == "onert"]
+    onert_acc = [(i, j) for i, j in acc_jobs if j.runtime in ("onert", "luci-interpreter")]
     _execute([j for _, j in onert_acc], runtime, say)
     tico_acc = [(i, j) for i, j in acc_jobs if j.runtime == "tico"]
     if tico_acc:
@@ -1055,7 +1062,7 @@ def build_parser():
                    help="model input in PyTorch's layout (repeat for several inputs); default: random "
                         "values on the input quantizer's grid")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="auto: onert where it runs and is known right, TICO elsewhere")
+                   help="auto: onert where it runs and is known right, TICO elsewhere; luci-interpreter: ONE's circle-interpreter from ONE_BIN_DIR")
     p.add_argument("--engine", default=None, help="PyTorch quantized engine to run a TorchScript model "
                                                   "under (x86, qnnpack, ...; default: torch's current one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
