@@ -754,17 +754,17 @@ def _top1(arch, want, got):
 
 
 # ------------------------------------------------------------------------------ one case
-def run_case(arch, recipe, folder, calib=3, seed=0, say=print):
-    from onelib.pytorch_quant import api, runtimes
-
+def saved_case(arch, recipe, folder, calib=3, seed=0):
+    """Build, quantize and save one case; returns a dict with ``path``, ``shape``, ``x`` (codes on
+    the input grid), ``refs`` (PyTorch's outputs), ``spread`` (PyTorch's other engine on the same
+    file and input, TorchScript only) and ``quant_s``."""
     factory, hw = ARCHS[arch]
     shape = (1, 3, hw, hw)
-    r = {"arch": arch, "recipe": recipe, "error": None}
     torch.manual_seed(seed)
     model = init_params(factory(), seed)
     t0 = time.time()
     q, engine = quantize(model, recipe, shape, calib)
-    r["quant_s"] = time.time() - t0
+    quant_s = time.time() - t0
     rng = np.random.RandomState(seed + 7)
     if engine is not None:
         path = os.path.join(folder, "%s_%s.pt" % (arch, recipe))
@@ -794,9 +794,19 @@ def run_case(arch, recipe, folder, calib=3, seed=0, say=print):
         with torch.no_grad():
             ref = q.module()(torch.from_numpy(x))
     refs = [t.numpy() for t in (ref if isinstance(ref, (tuple, list)) else [ref])]
+    return {"path": path, "shape": shape, "x": x, "refs": refs, "spread": spread, "quant_s": quant_s}
+
+
+def run_case(arch, recipe, folder, calib=3, seed=0, say=print):
+    from onelib.pytorch_quant import api, runtimes
+
+    r = {"arch": arch, "recipe": recipe, "error": None}
+    c = saved_case(arch, recipe, folder, calib, seed)
+    path, shape, x, refs, spread = c["path"], c["shape"], c["x"], c["refs"], c["spread"]
+    r["quant_s"] = c["quant_s"]
     r["pt_kb"] = os.path.getsize(path) / 1024.0
     t0 = time.time()
-    conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)], fc_as_conv=True))
+    conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)], profile="onert"))
     r["convert_s"] = time.time() - t0
     r["circle_kb"] = len(conv.circle) / 1024.0
     r["ops"] = len(conv.graph.ops)

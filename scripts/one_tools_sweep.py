@@ -31,10 +31,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), HERE]
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 import fullsize_sweep as S  # noqa: E402
-import qmodels as Q  # noqa: E402
 from one_layout import installed_bin  # noqa: E402
 
 BIN = os.environ.get("ONE_BIN_DIR", "")
@@ -74,40 +72,6 @@ def float_ops(graph):
                if t is not None and not t.is_const):
             n += 1
     return n
-
-
-def model_and_input(arch, recipe, folder, calib, seed=0):
-    """(saved model path, input x, PyTorch's outputs, input shape), as fullsize_sweep builds them."""
-    factory, hw = S.ARCHS[arch]
-    shape = (1, 3, hw, hw)
-    torch.manual_seed(seed)
-    q, engine = S.quantize(S.init_params(factory(), seed), recipe, shape, calib)
-    rng = np.random.RandomState(seed + 7)
-    if engine is not None:
-        path = os.path.join(folder, "%s_%s.pt" % (arch, recipe))
-        Q.trace_and_save(q, shape, path, engine=engine)
-        try:
-            scale, zp = Q.input_qparams(q)
-            qmax = 127 if engine == "x86" else 255
-            x = ((rng.randint(0, qmax + 1, size=shape) - zp) * np.float32(scale)).astype(np.float32)
-        except ValueError:
-            x = rng.randn(*shape).astype(np.float32)
-        with Q.engine_ctx(engine), Q._quiet(), torch.no_grad():
-            ref = torch.jit.load(path)(torch.from_numpy(x))
-    else:
-        path = os.path.join(folder, "%s_%s.pt2" % (arch, recipe))
-        torch.export.save(q, path)
-        grid = S._pt2_input_qparams(q)
-        if grid is None:
-            x = rng.randn(*shape).astype(np.float32)
-        else:
-            scale, zp, qmin, qmax = grid
-            codes = np.clip(np.round(rng.randn(*shape) / scale) + zp, qmin, qmax)
-            x = ((codes - zp) * np.float32(scale)).astype(np.float32)
-        with torch.no_grad():
-            ref = q.module()(torch.from_numpy(x))
-    refs = [t.numpy() for t in (ref if isinstance(ref, (tuple, list)) else [ref])]
-    return path, x, refs, shape
 
 
 def max_lsb(refs, outs, oq):
@@ -150,7 +114,8 @@ def onecc_pipeline(model_path, shape, x, folder):
 
 def judge_case(arch, recipe, folder, calib):
     from onelib.pytorch_quant import api, runtimes, verify
-    path, x, refs, shape = model_and_input(arch, recipe, folder, calib)
+    c = S.saved_case(arch, recipe, folder, calib)
+    path, x, refs, shape = c["path"], c["x"], c["refs"], c["shape"]
     opts = dict(input_shapes=[list(shape)]) if path.endswith(".pt") else {}
     row = {"net": arch, "recipe": recipe}
     t0 = time.time()

@@ -19,7 +19,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest

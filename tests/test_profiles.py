@@ -13,7 +13,6 @@ import os
 import numpy as np
 import pytest
 import torch
-import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -104,24 +103,8 @@ def test_onert_profile_forms(tmp_path):
         api.ConvertOptions(profile="luci", fc_as_conv=True)
 
 
-class _PadModel(nn.Module):
-    def __init__(self, op, in_q):
-        super().__init__()
-        self.quant = nnq.Quantize(in_q[0], in_q[1], torch.quint8)
-        self.op = op
-        self.dequant = nnq.DeQuantize()
-
-    def forward(self, x):
-        return self.dequant(self.op(self.quant(x)))
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
+# QuantStub (fixed qparams) -> op -> DeQuantStub, as the exhaustive unary tests build it
+from test_unary_exhaustive import _Fn, _Model as _PadModel  # noqa: E402
 
 
 PAD_CASES = {

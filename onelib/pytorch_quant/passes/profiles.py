@@ -122,7 +122,6 @@ def fold_requantize(graph, options, collapse_only=False):
     """DEQUANTIZE(q) -> QUANTIZE(z): the same grid is the identity (z reads q); with
     ``collapse_only=False`` another grid becomes one integer-to-integer QUANTIZE."""
     prod = graph.producers()
-    cons = graph.consumers()
     outputs = set(id(t) for t in graph.outputs)
     dead = []
     for op in graph.ops:
