@@ -81,9 +81,12 @@ def runs(data_and_model, tmp_path_factory):
     results = run_onert_many([(path, [c]) for _, _, path in jobs for c in chunks])
     for k, (recipe, key, _) in enumerate(jobs):
         got = results[k * len(chunks):(k + 1) * len(chunks)]
-        for r in got:
-            if isinstance(r, Exception):
-                raise r
+        bad = [r for r in got if isinstance(r, Exception)]
+        if bad and key == "luci_form_onert":
+            out[recipe][key] = bad[0]   # onert may refuse luci's form outright (integer QUANTIZE)
+            continue
+        if bad:
+            raise bad[0]
         out[recipe][key] = np.concatenate([r[0] for r in got])[:n]
     return out
 
@@ -127,10 +130,17 @@ def test_circle_classifies_as_pytorch_on_tico(data_and_model, runs, recipe):
 def test_the_cfg_form_is_what_makes_onert_right(data_and_model, runs, recipe):
     """The example's cfg chooses the form onert computes right. In luci's default form onert
     0.1.0 applies channel 0's weight scale to every output of a per-channel FULLY_CONNECTED: the
-    logits move by several LSB more than in the cfg's form (measured 7-14 against 1-4)."""
+    logits move by several LSB more than in the cfg's form (measured 7-14 against 1-4), or onert
+    refuses the circle (an integer-to-integer QUANTIZE of luci's form)."""
     run, labels = runs[recipe], data_and_model[0].y_test
     scale = run["q"].output_scale
     cfg_form = digits.compare(run["onert"], run["ref"], labels, scale)
+    if isinstance(run["luci_form_onert"], Exception):
+        # luci's form may also hold an integer-to-integer QUANTIZE (a requantization), which
+        # onert 0.1.0 refuses ("Quantize: Unsupported data type"): wrong for onert either way
+        assert "Quantize" in str(run["luci_form_onert"]), run["luci_form_onert"]
+        assert cfg_form.max_lsb <= 4
+        return
     luci_form = digits.compare(run["luci_form_onert"], run["ref"], labels, scale)
     print("%s on onert: max %d LSB in the cfg's form, %d in luci's form"
           % (recipe, cfg_form.max_lsb, luci_form.max_lsb))
