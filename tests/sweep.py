@@ -265,6 +265,7 @@ def run_cases(items, tmp, onert=True):
             except Exception as e:
                 r["lsb"][label] = e
         r["luci_circle"] = conv_luci.circle
+        r["onert_circle"] = conv.circle
         r["onert_gap"] = onert_gap(conv)
         if onert and r["onert_gap"] is None:
             jobs.append((conv.circle, r["inputs"]))

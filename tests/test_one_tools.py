@@ -193,9 +193,25 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
         with open(path, "wb") as f:
             f.write(r["luci_circle"])
         found = judge(path, r["luci_circle"])
+        if _tool("circle-interpreter") and not LUCI_INTP_DEFECT(case_id):
+            # the onert profile's circle (the one for luci-interpreter) against PyTorch, per op
+            try:
+                y = run_luci_interpreter(r["onert_circle"], r["inputs"], BIN)[0]
+                worst = int(S.lsb_diff(y, r["ref"], r["unit"]).max())
+                if worst > S.LIMIT:
+                    found["luci-interpreter"] = "%d LSB" % worst
+            except Exception as e:
+                found["luci-interpreter"] = str(e)[:200]
         if found:
             bad["%s/%s" % (case_id, fe)] = found
     assert bad == {}, bad
+
+
+def LUCI_INTP_DEFECT(case_id):
+    """luci-interpreter defects not worked around yet (README): a 5-D CONCATENATION aborts it;
+    its uint8 RESIZE_NEAREST_NEIGHBOR ignores half-pixel centres (nearest-exact, 119 LSB)."""
+    return (case_id.startswith("cat[") and "dim=-5" in case_id) or \
+        (case_id.startswith("interpolate[") and "nearest-exact,size" in case_id)
 
 
 @pytest.mark.skipif(_tool("circle-interpreter") is None, reason="no circle-interpreter in ONE_BIN_DIR")

@@ -40,12 +40,6 @@ def _is_float_act(t):
     return t is not None and not t.is_const and t.qparams is None and t.dtype == "float32"
 
 
-def _retarget(t, like_q, dtype):
-    """``t`` (float) becomes a quantized tensor on ``like_q``'s grid."""
-    t.qparams = like_q.copy()
-    t.dtype = dtype
-
-
 def dequantize_later(graph, options):
     """DEQUANTIZE(q) -> mover -> y becomes mover on q's codes -> DEQUANTIZE -> y.
 
@@ -183,20 +177,32 @@ def _repeat(q, n, axis):
     return QParams(np.repeat(q.scale, n), np.repeat(q.zero_point, n), axis)
 
 
-def mul_in_float(graph, options):
-    """onert profile: a uint8 MUL of two activations runs in float between DEQUANTIZE and QUANTIZE.
+# ops luci-interpreter has no uint8 kernel for ("luci-intp Mul Unsupported type", "luci-intp
+# Gather(1) Unsupported type"), and which of their inputs are quantized activations or data (the
+# others, such as GATHER's indices, stay as they are)
+FLOAT_ONLY_IN_LUCI_INTERPRETER = {"MUL": None, "GATHER": (0,)}
 
-    luci-interpreter has no uint8 MUL kernel ("luci-intp Mul Unsupported type"). PyTorch's
-    quantized mul is dequantize, multiply, requantize, so this is its own arithmetic (within 1
-    LSB of the integer kernel)."""
+
+def in_float_for_luci_interpreter(graph, options):
+    """onert profile: a uint8 MUL or GATHER runs in float between DEQUANTIZE and QUANTIZE onto its
+    own output grid.
+
+    luci-interpreter runs neither on uint8. A GATHER only moves values, so dequantizing, moving and
+    quantizing back onto the same grid gives the same codes; PyTorch's quantized mul is itself
+    dequantize, multiply, requantize (within 1 LSB of the integer kernel)."""
     new_ops = []
     for op in graph.ops:
         y = op.outputs[0] if op.outputs else None
-        if op.kind != "MUL" or y is None or y.qparams is None or y.dtype != "uint8":
+        if op.kind not in FLOAT_ONLY_IN_LUCI_INTERPRETER or y is None or y.qparams is None \
+                or y.dtype != "uint8":
             new_ops.append(op)
             continue
+        which = FLOAT_ONLY_IN_LUCI_INTERPRETER[op.kind]
         ins = []
         for i, t in enumerate(op.inputs):
+            if t is None or t.qparams is None or (which is not None and i not in which):
+                ins.append(t)
+                continue
             f = Tensor("%s/float%d" % (op.name or y.name, i), t.shape, "float32")
             if t.is_const:
                 real = (t.data.astype(np.float64) - t.qparams.zero_point.astype(np.float64)) * \
@@ -206,7 +212,7 @@ def mul_in_float(graph, options):
                 new_ops.append(Op("DEQUANTIZE", [t], [f], {}, f.name))
             ins.append(f)
         yf = Tensor((op.name or y.name) + "/float", y.shape, "float32")
-        new_ops.append(Op("MUL", ins, [yf], dict(op.attrs), op.name))
+        new_ops.append(Op(op.kind, ins, [yf], dict(op.attrs), op.name))
         new_ops.append(Op("QUANTIZE", [yf], [y], {}, (op.name or y.name) + "/quantize"))
     graph.ops = new_ops
 
@@ -291,5 +297,5 @@ def onert_hazards(graph):
 # the passes each profile runs after the common ones, in order
 PROFILE_PASSES = {
     "luci": (requantize_in_one_op, unify_weight_granularity),
-    "onert": (unify_weight_granularity, fc_as_conv, mul_in_float, mean_as_hw_of_4d),
+    "onert": (unify_weight_granularity, fc_as_conv, in_float_for_luci_interpreter, mean_as_hw_of_4d),
 }
