@@ -193,7 +193,7 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
         with open(path, "wb") as f:
             f.write(r["luci_circle"])
         found = judge(path, r["luci_circle"])
-        if _tool("circle-interpreter") and not LUCI_INTP_DEFECT(case_id):
+        if _tool("circle-interpreter") and not luci_interpreter_defect(case_id):
             # the onert profile's circle (the one for luci-interpreter) against PyTorch, per op
             try:
                 y = run_luci_interpreter(r["onert_circle"], r["inputs"], BIN)[0]
@@ -207,7 +207,7 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
     assert bad == {}, bad
 
 
-def LUCI_INTP_DEFECT(case_id):
+def luci_interpreter_defect(case_id):
     """luci-interpreter defects not worked around yet (README): a 5-D CONCATENATION aborts it;
     its uint8 RESIZE_NEAREST_NEIGHBOR ignores half-pixel centres (nearest-exact, 119 LSB)."""
     return (case_id.startswith("cat[") and "dim=-5" in case_id) or \
