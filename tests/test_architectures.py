@@ -110,8 +110,9 @@ def test_architecture(case, measured):
         assert any(k in row["circle_ops"] for k in ONERT_MISSING), \
             "onert refused %s (%s): %s" % (row["name"], row["circle_ops"], row["per_op"].get("note"))
     assert m.final["tico"]["runtime"] == "tico"
-    expected = "tico" if m.arch == "unet_decoder" else "onert"
-    assert m.final["onert"]["runtime"] == expected, m.notes["onert"]
+    # every architecture runs end to end on onert in the onert profile (the U-Net's nearest
+    # upsampling included: two GATHERs, since onert has no RESIZE_NEAREST_NEIGHBOR)
+    assert m.final["onert"]["runtime"] == "onert", m.notes["onert"]
 
 
 # ------------------------------------------------------------------------------ mean over dims

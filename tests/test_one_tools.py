@@ -208,10 +208,8 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
 
 
 def luci_interpreter_defect(case_id):
-    """luci-interpreter defects not worked around yet (README): a 5-D CONCATENATION aborts it;
-    its uint8 RESIZE_NEAREST_NEIGHBOR ignores half-pixel centres (nearest-exact, 119 LSB)."""
-    return (case_id.startswith("cat[") and "dim=-5" in case_id) or \
-        (case_id.startswith("interpolate[") and "nearest-exact,size" in case_id)
+    """A luci-interpreter defect not worked around yet (README): a 5-D CONCATENATION aborts it."""
+    return case_id.startswith("cat[") and "dim=-5" in case_id
 
 
 @pytest.mark.skipif(_tool("circle-interpreter") is None, reason="no circle-interpreter in ONE_BIN_DIR")

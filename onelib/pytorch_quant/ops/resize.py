@@ -10,8 +10,8 @@ circle's) kernels always use in/out. They agree for integer scale factors and fo
 * nearest / nearest-exact: PyTorch's index table is computed here exactly as PyTorch does
   (float32 arithmetic, including its 2x shortcut) and compared with the table
   RESIZE_NEAREST_NEIGHBOR produces (alignCorners False; halfPixelCenters True for nearest-exact).
-  When they agree the circle op is emitted, otherwise two GATHERs with PyTorch's table (exact
-  for every scale).
+  When they agree the circle op is emitted (luci profile), otherwise, and always with the onert
+  profile, two GATHERs with PyTorch's table (exact for every scale).
 * bilinear: RESIZE_BILINEAR with alignCorners = align_corners and halfPixelCenters = not
   align_corners (PyTorch's (dst + 0.5) * scale - 0.5, clamped at 0, is TFLite's half-pixel rule).
   A scale factor whose 1/scale differs from in/out has no circle equivalent and is refused.
@@ -81,7 +81,10 @@ def lower_upsample(ctx, op):
     if mode in ("nearest", "nearest_exact"):
         exact = mode == "nearest_exact"
         tables = [torch_nearest_index(n_in[i], n_out[i], scales[i], exact) for i in range(2)]
-        if all(np.array_equal(tables[i], circle_nearest_index(n_in[i], n_out[i], exact)) for i in range(2)):
+        # the onert profile always takes the GATHERs: onert 0.1.0 has no RESIZE_NEAREST_NEIGHBOR
+        # and luci-interpreter's uint8 one ignores half-pixel centres (119 LSB on nearest-exact)
+        if ctx.options.profile == "luci" and \
+                all(np.array_equal(tables[i], circle_nearest_index(n_in[i], n_out[i], exact)) for i in range(2)):
             ctx.emit("RESIZE_NEAREST_NEIGHBOR", [x, size], [y],
                      {"alignCorners": False, "halfPixelCenters": exact}, op.name)
         else:
