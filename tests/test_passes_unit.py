@@ -102,3 +102,21 @@ def test_mixed_granularity_becomes_per_channel():
     assert w.qparams.scale.tolist() == [0.5] * 5 and w.qparams.zero_point.tolist() == [7] * 5
     assert b.qparams.scale.size == 5 and np.all(b.qparams.scale == np.float32(0.1) * np.float32(0.5))
     assert w.data is g.ops[1].inputs[1].data
+
+
+def test_uniform_qparams_need_no_onert_workaround():
+    """A per-channel FC whose channels share one scale and zero point (the luci profile's repeated
+    qparams) is computed right by a runtime that reads channel 0's: fc_as_conv leaves it alone and
+    no hazard is reported; differing scales are rewritten and reported."""
+    from onelib.pytorch_quant.passes.circle_passes import fc_as_conv
+    assert QParams([0.5] * 3, [7] * 3).uniform and QParams(0.5, 7).uniform
+    assert not QParams([0.5, 0.25, 0.5], [7] * 3).uniform and not QParams([0.5] * 3, [7, 8, 7]).uniform
+    for scales, rewritten in (([0.5] * 3, False), ([0.5, 0.25, 0.5], True)):
+        x = _t("x", (1, 4), QParams(0.1, 3))
+        w = Tensor("w", (3, 4), "uint8", QParams(scales, [128] * 3), np.full((3, 4), 128, np.uint8))
+        b = Tensor("b", (3,), "int32", QParams(np.float32(0.1) * np.array(scales, np.float32), 0), np.zeros(3, np.int32))
+        y = _t("y", (1, 3), QParams(0.2, 5))
+        g = Graph([x], [y], [Op("FULLY_CONNECTED", [x, w, b], [y], {"fusedActivationFunction": 0}, "fc")])
+        assert bool(profiles.onert_hazards(g)) == rewritten
+        fc_as_conv(g, _Opts())
+        assert ("CONV_2D" in [op.kind for op in g.ops]) == rewritten

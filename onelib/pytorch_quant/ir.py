@@ -34,6 +34,12 @@ class QParams(object):
     def per_tensor(self):
         return self.scale.size == 1
 
+    @property
+    def uniform(self):
+        """One scale and one zero point, stored once or repeated per channel (a runtime that reads
+        only channel 0's, as onert's and luci-interpreter's FULLY_CONNECTED do, is then right)."""
+        return bool(np.all(self.scale == self.scale[0]) and np.all(self.zero_point == self.zero_point[0]))
+
     def same_as(self, other):
         return (other is not None and self.scale.size == other.scale.size
                 and np.array_equal(self.scale, other.scale)

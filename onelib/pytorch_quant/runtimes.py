@@ -197,7 +197,6 @@ def onert_unreliable(graph):
     These are onert's known silent wrong answers and refusals (measured, docs/circle-runtimes.md):
     a caller that wants a trustworthy number runs such a graph on TICO instead.
     """
-    import numpy as np
     for op in graph.ops:
         acts = [t for t in op.inputs + op.outputs if t is not None and not t.is_const]
         consts = [t for t in op.inputs if t is not None and t.is_const]
@@ -205,8 +204,7 @@ def onert_unreliable(graph):
             return "%s (%s): onert has no int16 kernels" % (op.name, op.kind)
         if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1].qparams is not None:
             w = op.inputs[1]
-            q = w.qparams
-            if not (np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])):
+            if not w.qparams.uniform:
                 return "%s: onert uses channel 0's scale for a per-channel uint8 FULLY_CONNECTED" % op.name
             if w.dtype == "int8":
                 return "%s: onert has no int8 FULLY_CONNECTED" % op.name

@@ -79,7 +79,7 @@ def fc_as_conv(graph, options):
     new_ops = []
     for op in graph.ops:
         q = op.inputs[1].qparams if op.kind == "FULLY_CONNECTED" else None
-        if q is None or (np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])):
+        if q is None or q.uniform:
             # per-tensor, or one scale repeated per channel: onert's FC computes it right
             new_ops.append(op)
             continue

@@ -269,11 +269,6 @@ def requantize_in_one_op(graph, options):
     fold_requantize(graph, options, collapse_only=False)
 
 
-def _uniform(q):
-    """One scale and one zero point, whether stored once or repeated per channel."""
-    return np.all(q.scale == q.scale[0]) and np.all(q.zero_point == q.zero_point[0])
-
-
 def onert_hazards(graph):
     """What onert 0.1.0 or luci-interpreter computes wrongly or cannot run in a circle-stage graph
     written with the luci profile: one line per op kind, with the first op's name."""
@@ -281,7 +276,7 @@ def onert_hazards(graph):
     for op in graph.ops:
         why = None
         if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] is not None and \
-                op.inputs[1].qparams is not None and not _uniform(op.inputs[1].qparams):
+                op.inputs[1].qparams is not None and not op.inputs[1].qparams.uniform:
             why = "per-channel uint8 FULLY_CONNECTED: onert and luci-interpreter use channel 0's scale"
         elif op.kind == "HARD_SWISH" and op.outputs[0].qparams is not None:
             why = "quantized HARD_SWISH: onert has none, luci-interpreter runs it in float only"
