@@ -176,7 +176,7 @@ def hash_all(folder, only):
                     warnings.simplefilter("ignore")
                     conv = api.convert(path, api.ConvertOptions(**kw))
                 data = conv.circle
-                module = getattr(conv.source_graph, "torch_module", None)
+                module = (conv.source_record.module if conv.source_record is not None else None)
                 if module is not None and type(module).__name__ != "_InlinedModule" and oname == "default":
                     frozen.append(key)   # the TorchScript frontend froze the module (slow path)
                 digest = hashlib.sha256(data).hexdigest()

@@ -158,9 +158,9 @@ def test_the_module_is_not_modified(built):
     path, shape, x, ref = built("basic_block", "qnnpack")
     with qmodels.engine_ctx("qnnpack"):
         conv = api.convert(path, _options(shape))
-        module = conv.source_graph.torch_module
+        module = conv.source_record.module
         before = str(module.graph)
-        probe = report._probe_for(conv.source_graph)
+        probe = report._probe_for(conv.source_graph, conv.source_record)
         outs, values = probe.run([x])
         assert str(module.graph) == before
         with torch.no_grad():

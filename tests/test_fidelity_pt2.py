@@ -1,7 +1,7 @@
 """The layer-by-layer fidelity report on PT2E ``.pt2`` programs (onelib/pytorch_quant/report.py).
 
 PyTorch's side is the exported program itself, run node by node; each source tensor knows the
-graph node it stands for (``graph.pt2_nodes``, set by the .pt2 frontend): a quantized tensor is
+graph node it stands for (``SourceRecord.nodes``, from the .pt2 frontend): a quantized tensor is
 its ``quantize_per_tensor`` node's int8 codes, which feed circle's uint8 tensors shifted by +128.
 Per op (fed PyTorch's own integers) every circle op of the XNNPACK per-channel blocks is within
 1 LSB, on onert (``fc_as_conv``) and on TICO; the final numbers equal an independent end-to-end
@@ -94,9 +94,9 @@ def test_int8_codes_feed_uint8_tensors_shifted_by_128(workdir):
     reaches its circle uint8 tensor as code + 128 (zero point + 128, same scale)."""
     q, path, x, ref = built(workdir, "inverted_residual")
     conv = api.convert(path)
-    sg = conv.source_graph
-    assert all(id(t) in sg.pt2_nodes for op in sg.ops for t in op.outputs), "a tensor without its node"
-    probe = report._probe_for(sg)
+    sg, nodes = conv.source_graph, conv.source_record.nodes
+    assert all(id(t) in nodes for op in sg.ops for t in op.outputs), "a tensor without its node"
+    probe = report._probe_for(sg, conv.source_record)
     outs, values = probe.run(x)
     np.testing.assert_array_equal(outs[0].array, ref[0])
     out = values[id(sg.outputs[0])]
@@ -107,7 +107,7 @@ def test_int8_codes_feed_uint8_tensors_shifted_by_128(workdir):
         v, ct = values.get(id(s)), conv.tensor_map.get(id(s))
         if v is None or ct is None or not v.quantized:
             continue
-        assert sg.pt2_nodes[id(s)].startswith("quantize_per_tensor"), sg.pt2_nodes[id(s)]
+        assert nodes[id(s)].startswith("quantize_per_tensor"), nodes[id(s)]
         assert -128 <= v.array.min() and v.array.max() <= 127, s.name
         assert ct.dtype == "uint8" and np.float32(v.scale) == ct.qparams.scale[0]
         assert int(ct.qparams.zero_point[0]) == v.zero_point + 128, s.name

@@ -45,7 +45,7 @@ def _frozen_bytes(monkeypatch, path, options):
     with monkeypatch.context() as m:
         m.setattr(torchscript, "_walk_unfrozen", lambda *a: None)
         conv = api.convert(path, options)
-    assert type(conv.source_graph.torch_module).__name__ != "_InlinedModule"
+    assert type(conv.source_record.module).__name__ != "_InlinedModule"
     return conv.circle
 
 
@@ -60,14 +60,14 @@ def test_traced_model_is_walked_without_freeze_and_gives_the_same_bytes(name, re
             raise AssertionError("torch.jit.freeze called for a traced model")
         m.setattr(torch.jit, "freeze", no_freeze)
         fast = api.convert(path, options)
-    assert type(fast.source_graph.torch_module).__name__ == "_InlinedModule"
+    assert type(fast.source_record.module).__name__ == "_InlinedModule"
     with qmodels.engine_ctx(engine):
         assert fast.circle == _frozen_bytes(monkeypatch, path, options)
         # the fidelity report runs the walked graph on the module: it must compute PyTorch's output
         x = qmodels.grid_input(q, shape, qmax=127 if engine in ("x86", "fbgemm") else 255)
         with torch.no_grad():
             want = torch.jit.load(path)(torch.from_numpy(x)).numpy()
-            got = fast.source_graph.torch_module(torch.from_numpy(x)).numpy()
+            got = fast.source_record.module(torch.from_numpy(x)).numpy()
     assert (want == got).all()
 
 
@@ -79,7 +79,7 @@ def test_scripted_model_still_freezes(tmp_path):
     with qmodels.engine_ctx("x86"):
         torch.jit.save(torch.jit.script(q), path)
         conv = api.convert(path, api.ConvertOptions(input_shapes=[list(shape)]))
-    assert type(conv.source_graph.torch_module).__name__ != "_InlinedModule"
+    assert type(conv.source_record.module).__name__ != "_InlinedModule"
 
 
 def test_lean_conversion_gives_the_same_bytes_and_turns_gc_back_on(tmp_path):

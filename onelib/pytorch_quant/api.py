@@ -65,7 +65,8 @@ class ConvertOptions(object):
 class Conversion(object):
     """What a conversion produced: the circle bytes and notes for the user (and the log)."""
 
-    def __init__(self, circle, graph, notes, source_graph=None, tensor_map=None, hazards=None):
+    def __init__(self, circle, graph, notes, source_graph=None, tensor_map=None, hazards=None,
+                 source_record=None):
         self.circle = circle
         self.graph = graph              # circle-stage IR that was written
         self.notes = notes
@@ -73,6 +74,7 @@ class Conversion(object):
         self.hazards = list(hazards or [])
         self.source_graph = source_graph  # source-stage IR (PyTorch names and layout)
         self.tensor_map = tensor_map or {}  # id(source tensor) -> circle tensor (NHWC when 4-D)
+        self.source_record = source_record  # ir.SourceRecord: the PyTorch side, for the report
 
     def save(self, path):
         from .fileutil import write_atomic
@@ -97,7 +99,7 @@ def detect_format(path):
 
 
 def load_source_graph(source, options):
-    """Any accepted input -> source-stage IR graph."""
+    """Any accepted input -> (source-stage IR graph, ir.SourceRecord)."""
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
         path = os.fspath(source)
         fmt = detect_format(path)
@@ -143,9 +145,9 @@ def _convert(source, options, progress):
     keep_graphs = getattr(options, "keep_graphs", True)
     say = progress or (lambda msg: None)
     say("reading %s" % (source if isinstance(source, str) else type(source).__name__))
-    graph = load_source_graph(source, options)
+    graph, record = load_source_graph(source, options)
     if not keep_graphs:   # the fidelity report's handle on the torch module: not needed here
-        graph.torch_module = graph.torch_values = None
+        record = None
     say("source graph: %d ops" % len(graph.ops))
     from . import shape_check
     shape_check.check_input_shapes(graph, options)
@@ -163,4 +165,5 @@ def _convert(source, options, progress):
         say("note: " + note)
     if not keep_graphs:
         return Conversion(data, None, list(cgraph.notes), hazards=hazards)
-    return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map, hazards=hazards)
+    return Conversion(data, cgraph, list(cgraph.notes), graph, ctx.map, hazards=hazards,
+                      source_record=record)

@@ -171,3 +171,20 @@ class Graph(object):
             else:
                 used[base] = 0
                 t.name = base
+
+
+class SourceRecord(object):
+    """What a frontend hands over besides the IR: the PyTorch side the fidelity report runs.
+
+    The conversion never reads it. ``form`` is "torchscript" or "pt2".
+    TorchScript: ``module`` (a callable running the graph the frontend read) and ``values``
+    (id(source tensor) -> torch._C.Value). .pt2: ``nodes`` (id(source tensor) -> FX node name).
+    """
+
+    __slots__ = ("form", "module", "values", "nodes")
+
+    def __init__(self, form, module=None, values=None, nodes=None):
+        self.form = form
+        self.module = module
+        self.values = values if values is not None else {}
+        self.nodes = nodes if nodes is not None else {}

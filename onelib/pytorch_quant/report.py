@@ -24,12 +24,12 @@ The final output is compared once more from the complete converted model (its ex
 max and mean LSB, share of exact elements and top-k agreement (k = 1, 5; tie-aware: one of
 circle's top-k counts when PyTorch's value there is among PyTorch's k largest).
 
-PyTorch side: a TorchScript source graph carries the frozen module (``graph.torch_module``) and
-which TorchScript value each source tensor is (``graph.torch_values``). A copy of that graph gets
+PyTorch side: the TorchScript frontend's source record (``ir.SourceRecord``) holds the frozen
+module (``record.module``) and which TorchScript value each source tensor is (``record.values``). A copy of that graph gets
 a clone of each such value as an extra output; the module itself is never modified.
 
-A .pt2 (PT2E) source graph carries which node of the exported graph each source tensor stands for
-(``graph.pt2_nodes``: a quantized tensor is the output of its ``quantize_per_tensor`` node, i.e.
+The .pt2 (PT2E) frontend's record holds which node of the exported graph each source tensor stands
+for (``record.nodes``: a quantized tensor is the output of its ``quantize_per_tensor`` node, i.e.
 PyTorch's integer codes; a float tensor is the float node, e.g. a ``dequantize_per_tensor`` or a
 conv left float). The exported program itself is run (``torch.export.load``, ``ep.module()``) by a
 ``torch.fx.Interpreter`` that keeps every such node's output. PT2E's int8 codes become circle's
@@ -117,9 +117,9 @@ def _value_from_torch(t):
 class _TorchScriptProbe(object):
     """Runs a frozen TorchScript module once and returns every recorded intermediate tensor."""
 
-    def __init__(self, graph):
-        self.module = graph.torch_module
-        self.torch_values = graph.torch_values   # id(source tensor) -> torch._C.Value
+    def __init__(self, record):
+        self.module = record.module
+        self.torch_values = record.values   # id(source tensor) -> torch._C.Value
         self.n_inputs = len(list(self.module.graph.inputs())) - 1
 
     def run(self, inputs):
@@ -179,11 +179,11 @@ def _flatten_tensors(x):
 
 class _PT2Probe(object):
     """Runs an exported program (``ep.module()``) node by node with a ``torch.fx.Interpreter``
-    and keeps the output of every node a source tensor stands for (``graph.pt2_nodes``)."""
+    and keeps the output of every node a source tensor stands for (``record.nodes``)."""
 
-    def __init__(self, graph, program=None):
+    def __init__(self, graph, record, program=None):
         self.sgraph = graph
-        self.nodes = graph.pt2_nodes    # id(source tensor) -> FX node name
+        self.nodes = record.nodes       # id(source tensor) -> FX node name
         self.program = program          # an in-memory ExportedProgram, else load graph.source
         self.labels = {}                # id(source tensor) -> what PyTorch computes there
 
@@ -314,7 +314,7 @@ def _is_pt2(source):
     return False
 
 
-def _probe_for(sgraph, source=None):
+def _probe_for(sgraph, record, source=None):
     """The PyTorch side of the comparison for a source graph.
 
     A probe has ``run(inputs) -> (outputs, {id(source tensor): _Value})``: it runs the model the
@@ -324,19 +324,19 @@ def _probe_for(sgraph, source=None):
     loaded from ``sgraph.source``) run node by node (``torch.fx.Interpreter``), the source tensors
     mapped to FX node names by the frontend. Nothing else in this module depends on the input form.
     """
-    if getattr(sgraph, "torch_module", None) is not None:
-        return _TorchScriptProbe(sgraph)
-    if getattr(sgraph, "pt2_nodes", None) is not None:
+    if record is not None and record.form == "torchscript" and record.module is not None:
+        return _TorchScriptProbe(record)
+    if record is not None and record.form == "pt2":
         program = source if type(source).__name__ == "ExportedProgram" else None
-        return _PT2Probe(sgraph, program)
+        return _PT2Probe(sgraph, record, program)
     raise _FidelityError("%s: the fidelity report needs PyTorch's intermediate tensors, which this "
                          "input form does not provide" % sgraph.source)
 
 
-def _torch_op_name(sgraph, s, labels=None):
+def _torch_op_name(record, s, labels=None):
     if labels and labels.get(id(s)):
         return labels[id(s)]
-    v = getattr(sgraph, "torch_values", {}).get(id(s))
+    v = record.values.get(id(s)) if record is not None else None
     try:
         return v.node().kind()
     except Exception:
@@ -672,7 +672,7 @@ def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, 
         conv = api.convert(source, opts, progress=say)
         timings["convert"] = time.time() - t0
         sgraph = conv.source_graph
-        probe = _probe_for(sgraph, source)
+        probe = _probe_for(sgraph, conv.source_record, source)
         xs, input_desc = _inputs_for(sgraph, xs, eng, seed)
         t0 = time.time()
         try:
@@ -800,7 +800,7 @@ def _compare(conv, values, torch_outs, opts, runtime, say, timings, labels=None)
     layers = []
     per_jobs, acc_jobs = [], []
     for i, (t, s, op) in enumerate(rows):
-        row = {"index": i, "name": t.name, "pytorch_op": _torch_op_name(sgraph, s, labels) or s.name,
+        row = {"index": i, "name": t.name, "pytorch_op": _torch_op_name(conv.source_record, s, labels) or s.name,
                "circle_ops": "", "shape": list(t.shape), "dtype": t.dtype,
                "scale": _grid_scale(t, op),
                "zero_point": int(t.qparams.zero_point[0]) if t.qparams is not None else None,

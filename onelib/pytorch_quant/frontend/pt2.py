@@ -54,7 +54,7 @@ import re
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
-from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, Tensor
+from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, SourceRecord, Tensor
 from ..ops import registry
 from ..ops.quant import INT_RANGE
 from . import pt2_archive, zip_archive
@@ -532,7 +532,7 @@ class _Walker(object):
         self.alias = {}        # output of an identity op -> its input
         self.users = {}        # value name -> [node or _OUTPUT]
         self.outputs = []      # names of the user outputs
-        # for the fidelity report only (graph.pt2_nodes): id(Tensor) -> name of the graph node
+        # for the fidelity report only (SourceRecord.nodes): id(Tensor) -> name of the graph node
         # whose value it holds (a quantize node for integer codes, else the float node)
         self.node_of = {}
         self.dq_node = {}      # id(quantized Tensor) -> a dequantize node reading its integers
@@ -654,8 +654,8 @@ class _Walker(object):
             node = self.dq_node.get(key) or self.node_of.get(key)
             if node is not None:
                 self.node_of[id(f)] = node
-        self.graph.pt2_nodes = self.node_of   # in memory only; the conversion never reads it
-        return self.graph
+        # in memory only, for the fidelity report; the conversion never reads it
+        return self.graph, SourceRecord("pt2", nodes=self.node_of)
 
     def visit(self, node):
         if _is_check(node.target) or node.output in self.alias:

@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
-from ..ir import Graph, Op, QParams, Tensor
+from ..ir import Graph, Op, QParams, SourceRecord, Tensor
 from ..ops import registry
 
 # torch ScalarType codes used by aten::quantize_per_tensor
@@ -58,11 +58,11 @@ def from_script_module(module, options, source):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        graph = _walk_unfrozen(module, options, source, names)
+        found = _walk_unfrozen(module, options, source, names)
     finally:
         torch.set_num_threads(threads)
-    if graph is not None:
-        return graph
+    if found is not None:
+        return found   # (graph, record)
     try:
         frozen = torch.jit.freeze(module)
     except Exception as e:
@@ -70,9 +70,7 @@ def from_script_module(module, options, source):
     walker = _Walker(source, options, names)
     graph = walker.walk(frozen.graph)
     # kept in memory only, for the fidelity report: which TorchScript value each tensor is
-    graph.torch_module = frozen
-    graph.torch_values = walker.origin
-    return graph
+    return graph, SourceRecord("torchscript", module=frozen, values=walker.origin)
 
 
 # What torch.jit.freeze runs on the inlined graph once the attributes are constants
@@ -124,9 +122,7 @@ def _walk_unfrozen(module, options, source, names):
         graph = walker.walk(g)
     except Exception:
         return None
-    graph.torch_module = _InlinedModule(module, g)
-    graph.torch_values = walker.origin
-    return graph
+    return graph, SourceRecord("torchscript", module=_InlinedModule(module, g), values=walker.origin)
 
 
 def _inline_attributes(g, module):
