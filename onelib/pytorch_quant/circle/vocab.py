@@ -59,6 +59,9 @@ OPS = {
 ACT = {None: 0, "relu": 1, "relu_n1_to_1": 2, "relu6": 3}
 ACT_OF_OP = {"RELU": ACT["relu"], "RELU_N1_TO_1": ACT["relu_n1_to_1"], "RELU6": ACT["relu6"]}
 
+# the real-number clamp of each standalone activation op
+ACT_RANGE = {"RELU": (0.0, float("inf")), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
 # padding (Padding)
 SAME, VALID = 0, 1
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..ir import QParams
-from ..circle.vocab import ACT, INT_RANGE
+from ..circle.vocab import ACT, ACT_RANGE, INT_RANGE
 from .activation import FloatIsland, fixed_qparams_unary
 from .ctx import nhwc_shape
 from .declare import op, same_shape
@@ -141,8 +141,7 @@ def lower_hardtanh(ctx, op):
     x = ctx.value(op.inputs[0])
     lo, hi = op.attrs["min"], op.attrs["max"]
     y = ctx.like(op.outputs[0])
-    named = {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
-    kind = named.get((lo, hi))
+    kind = dict((r, k) for k, r in ACT_RANGE.items()).get((lo, hi))
     if kind is not None:
         ctx.emit(kind, [x], [y], {}, op.name)
     else:
