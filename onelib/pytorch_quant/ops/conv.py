@@ -1,8 +1,8 @@
 """conv2d (ordinary, depthwise, grouped) and linear."""
 import numpy as np
 
-from ..errors import ConversionError
 from ..circle.vocab import ACT, SAME, VALID
+from ..errors import ConversionError
 from ..ir import QParams, Tensor
 from .declare import op
 from .quant import fit_bias_of_dead_channels, model_weight, quantize_bias
