@@ -1,37 +1,94 @@
-"""The op table a newcomer reads (ops/__init__.py) and the verifier's rule list in the README
-describe the code: every source kind has one shape rule and one lowering and is in the table,
-every kind a frontend emits has a lowering, every luci rule the README names is registered."""
+"""The op declarations (``@op`` in ops/) are the one home of op facts, and what is derived from
+them matches the code: the README's op table is the generated one, every kind a frontend emits
+is declared, every PyTorch name a declaration claims is read by that frontend (and every name a
+frontend reads into an op is declared), every luci rule the README names is registered."""
 import os
 import re
 
-from onelib.pytorch_quant import ops, verify
-from onelib.pytorch_quant.ops import registry
+import pytest
+
+from onelib.pytorch_quant import verify
+from onelib.pytorch_quant.ops import declare, registry, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# names the frontends read that become no source op: values, structure, identities, refusals
+NOT_OPS = {
+    "torchscript": {
+        "aten::FloatImplicit", "aten::Int", "aten::IntImplicit", "aten::ScalarImplicit", "aten::__not__",
+        "aten::alpha_dropout", "aten::clone", "aten::contiguous", "aten::detach", "aten::dim", "aten::dropout",
+        "aten::dropout_", "aten::eq", "aten::feature_dropout", "aten::floor_divide", "aten::floordiv",
+        "aten::ge", "aten::gt", "aten::le", "aten::len", "aten::lt", "aten::ne", "aten::quantized_gru",
+        "aten::quantized_lstm", "aten::size", "prim::GetAttr", "prim::ListConstruct", "prim::ListUnpack",
+        "prim::NumToTensor", "prim::TupleConstruct", "prim::TupleUnpack", "quantized::linear_dynamic",
+        "quantized::linear_dynamic_fp16", "quantized::linear_relu_dynamic"},
+    "pt2": {"quantized_decomposed.dequantize_per_channel.default",
+            "quantized_decomposed.quantize_per_channel.default"},
+}
 
-def _table_kinds():
-    """Kinds in the first column of the table in ops/__init__.py's docstring."""
-    doc = ops.__doc__
-    body = doc.split("attrs\n", 1)[1].split("\n====", 1)[0]
-    kinds = set()
-    for line in body.splitlines():
-        first = line[:23]
-        if first.strip() and not first.startswith("="):
-            kinds.update(k.strip() for k in first.split(",") if k.strip())
-    return kinds
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        return f.read()
 
 
-def test_every_registered_kind_has_shape_lowering_and_a_table_row():
-    registry._load_all()
-    assert set(registry.SHAPES) == set(registry.LOWERINGS)
-    assert _table_kinds() == set(registry.LOWERINGS)
+def test_every_declared_kind_has_shape_rule_and_lowering():
+    assert registry.DECLS
+    for kind, d in registry.DECLS.items():
+        assert d.kind == kind and callable(d.shape) and callable(d.lower), kind
+        assert d.circle and d.onert, "%s: no README row" % kind
+        assert any(d.reads[fe] for fe in declare.FRONTENDS), "%s: no frontend reads it" % kind
+    assert set(registry.SHAPES) == set(registry.LOWERINGS) == set(registry.DECLS)
     assert registry.FLOAT_CAPABLE <= set(registry.LOWERINGS)
+    assert registry.SAME_GRID <= set(registry.LOWERINGS)
     assert set(registry.QPARAMS) <= set(registry.LOWERINGS)
 
 
+def test_readme_op_table_is_generated_from_the_declarations():
+    readme = _readme()
+    assert table.BEGIN in readme and table.END in readme
+    assert table.replace_in(readme) == readme, \
+        "README's op table differs from the declarations: python -m onelib.pytorch_quant.ops.table --update README.md"
+
+
+def test_readme_table_drift_is_caught():
+    readme = _readme()
+    drifted = readme.replace("| `conv2d` |", "| `conv_2d` |", 1)
+    assert drifted != readme and table.replace_in(drifted) != drifted
+
+
+@pytest.mark.parametrize("frontend", declare.FRONTENDS)
+def test_declared_reads_match_the_frontend_readers(frontend):
+    if frontend == "torchscript":
+        from onelib.pytorch_quant.frontend import torchscript as fe
+    else:
+        from onelib.pytorch_quant.frontend import pt2 as fe
+    declared = set(registry.reads(frontend))
+    read = set(fe.READERS)
+    assert declared <= read, "declared but not read by %s: %s" % (frontend, sorted(declared - read))
+    assert read - NOT_OPS[frontend] <= declared, \
+        "read by %s but declared by no op: %s" % (frontend, sorted(read - NOT_OPS[frontend] - declared))
+
+
+def test_same_grid_is_the_pt2_frontends_set_while_it_keeps_one():
+    from onelib.pytorch_quant.frontend import pt2
+    if not hasattr(pt2, "SAME_GRID"):
+        pytest.skip("the .pt2 frontend reads registry.SAME_GRID")
+    assert set(pt2.SAME_GRID) == set(registry.SAME_GRID)
+
+
+def test_generic_reads_contract(monkeypatch):
+    for fe in declare.FRONTENDS:
+        assert isinstance(registry.generic_reads(fe), dict)
+    fake = declare.OpDecl("abs", declare.same_shape, None, lambda ctx, op: None, True, True,
+                          {"torchscript": ("aten::abs",), "pt2": ("aten.abs.default",)}, {"pt2": ("self",)},
+                          "x", "-", "ABS", "", "yes", 0)
+    monkeypatch.setattr(registry, "DECLS", dict(registry.DECLS, abs=fake))
+    assert registry.generic_reads("pt2")["aten.abs.default"] == ("abs", ("self",))
+    assert "aten::abs" not in registry.generic_reads("torchscript")
+
+
 def test_frontends_emit_only_registered_kinds():
-    registry._load_all()
     emitted = set()
     for name in ("torchscript.py", "pt2.py"):
         with open(os.path.join(ROOT, "onelib", "pytorch_quant", "frontend", name)) as f:
@@ -41,7 +98,5 @@ def test_frontends_emit_only_registered_kinds():
 
 
 def test_readme_lists_every_verifier_rule():
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    listed = re.search(r"one function per rule: (.*?)\) names", readme, re.S).group(1)
+    listed = re.search(r"one function per rule: (.*?)\) names", _readme(), re.S).group(1)
     assert set(re.findall(r"`([a-z0-9_]+)`", listed)) == set(verify.RULES)

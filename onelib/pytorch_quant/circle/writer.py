@@ -1,53 +1,14 @@
 """circle-stage IR -> circle bytes. The only module that builds flatbuffers (verify.py reads them
 through circle_schema's object API).
 
-Each circle op kind names its BuiltinOperator and, where it has one, its options table; the op's
-``attrs`` are the option fields by their object-API names (``strideW``, ``fusedActivationFunction``).
+Each circle op kind's builtin code and options table are in ``vocab.OPS``; the op's ``attrs`` are
+the option fields by their object-API names (``strideW``, ``fusedActivationFunction``). The graph
+is read, never changed: repeated tensor names get their ``:1``, ``:2`` suffixes in the file only.
 """
 import numpy as np
 
 from ..errors import ConversionError
-
-# circle op kind -> options table name (None: the op has no options table)
-OPTIONS = {
-    "ADD": "AddOptions",
-    "AVERAGE_POOL_2D": "Pool2DOptions",
-    "CONCATENATION": "ConcatenationOptions",
-    "CONV_2D": "Conv2DOptions",
-    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-    "DEQUANTIZE": None,
-    "FULLY_CONNECTED": "FullyConnectedOptions",
-    "HARD_SWISH": "HardSwishOptions",
-    "LEAKY_RELU": "LeakyReluOptions",
-    "LOGISTIC": None,
-    "MAX_POOL_2D": "Pool2DOptions",
-    "MAXIMUM": "MaximumMinimumOptions",
-    "MINIMUM": "MaximumMinimumOptions",
-    "MEAN": "ReducerOptions",
-    "MUL": "MulOptions",
-    "PAD": "PadOptions",
-    "PADV2": "PadV2Options",
-    "QUANTIZE": None,
-    "RELU": None,
-    "RELU6": None,
-    "RELU_N1_TO_1": None,
-    "RESHAPE": "ReshapeOptions",
-    "SOFTMAX": "SoftmaxOptions",
-    "SPLIT": "SplitOptions",
-    "SPLIT_V": "SplitVOptions",
-    "STRIDED_SLICE": "StridedSliceOptions",
-    "SUB": "SubOptions",
-    "DIV": "DivOptions",
-    "TANH": None,
-    "TRANSPOSE": "TransposeOptions",
-    "TRANSPOSE_CONV": "TransposeConvOptions",
-    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
-    "RESIZE_BILINEAR": "ResizeBilinearOptions",
-    "ELU": None,
-    "GATHER": "GatherOptions",
-    "EXP": "ExpOptions",
-    "SLICE": "SliceOptions",
-}
+from .vocab import OPS
 
 _TTYPE = {"float32": "FLOAT32", "uint8": "UINT8", "int8": "INT8", "int16": "INT16",
           "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
@@ -62,33 +23,52 @@ def _schema():
     return C
 
 
+def unique_names(tensors):
+    """circle tensor names must be unique and non-empty: the name each tensor is written under,
+    in order, repeats suffixed with :1, :2 ... (the graph's own names are left as they are)."""
+    used, out = {}, []
+    for t in tensors:
+        base = t.name or "tensor"
+        if base in used:
+            used[base] += 1
+            name = "%s:%d" % (base, used[base])
+            while name in used:
+                used[base] += 1
+                name = "%s:%d" % (base, used[base])
+            used[name] = 0
+        else:
+            used[base] = 0
+            name = base
+        out.append(name)
+    return out
+
+
 def write_circle(graph, description="one-import-pytorch-quant"):
     """Serialise a circle-stage graph. Tensors are written in first-use order."""
     import flatbuffers
     C = _schema()
-    from circle_schema.v0_10.circle.BuiltinOperator import BuiltinOperator
     from circle_schema.v0_10.circle.BuiltinOptions import BuiltinOptions
     from circle_schema.v0_10.circle.TensorType import TensorType
 
-    graph.uniquify_names()
     tensors = graph.tensors()
+    names = unique_names(tensors)
     index = {id(t): i for i, t in enumerate(tensors)}
     buffers = [C.Buffer.BufferT()]  # buffer 0: the empty sentinel every reader expects
     tensor_ts = []
     data_bytes, overhead = 0, 4096
-    for t in tensors:
-        overhead += 256 + 4 * len(t.name)
+    for t, name in zip(tensors, names):
+        overhead += 256 + 4 * len(name)
         tt = C.Tensor.TensorT()
-        tt.name = t.name
+        tt.name = name
         if t.shape is None:
-            raise ConversionError("tensor %s has no shape" % t.name)
+            raise ConversionError("tensor %s has no shape" % name)
         tt.shape = [int(s) for s in t.shape]
         tt.type = getattr(TensorType, _TTYPE[t.dtype])
         buf = C.Buffer.BufferT()
         if t.data is not None:
             arr = np.ascontiguousarray(t.data, dtype=np.dtype(t.dtype).newbyteorder("<"))
             if tuple(arr.shape) != tuple(t.shape):
-                raise ConversionError("tensor %s: data shape %s != %s" % (t.name, arr.shape, t.shape))
+                raise ConversionError("tensor %s: data shape %s != %s" % (name, arr.shape, t.shape))
             # a view of the data's bytes: the builder copies them once (CreateNumpyVector)
             buf.data = arr.reshape(-1).view(np.uint8)
             data_bytes += arr.nbytes
@@ -107,16 +87,15 @@ def write_circle(graph, description="one-import-pytorch-quant"):
 
     codes, op_ts = [], []
     for op in graph.ops:
-        if op.kind not in OPTIONS:
+        if op.kind not in OPS:
             raise ConversionError("internal: no circle writer entry for %s (%s)" % (op.kind, op.name))
-        code = getattr(BuiltinOperator, op.kind)
+        code, table = OPS[op.kind][:2]
         if code not in codes:
             codes.append(code)
         ot = C.Operator.OperatorT()
         ot.opcodeIndex = codes.index(code)
         ot.inputs = [index[id(t)] if t is not None else -1 for t in op.inputs]
         ot.outputs = [index[id(t)] for t in op.outputs]
-        table = OPTIONS[op.kind]
         if table is not None:
             mod = getattr(C, table)
             opt = getattr(mod, table + "T")()

@@ -17,10 +17,11 @@ Two ways to lower a quantized unary op, and when each is used:
 """
 import numpy as np
 
+from ..circle.vocab import ACT
 from ..errors import ConversionError
 from ..ir import QParams, Tensor
-from .lower import nhwc_axis
-from .registry import lowering, same_shape, shape
+from .ctx import nhwc_axis
+from .declare import op, same_shape
 
 # luci's fixed output qparams (one-conventions.md §5.3) per model dtype
 FIXED_QPARAMS = {
@@ -28,9 +29,6 @@ FIXED_QPARAMS = {
     "TANH": {"uint8": (2.0 / 256.0, 128), "int16": (1.0 / 32768.0, 0)},
 }
 SOFTMAX_SCALES = {"1/256": 1.0 / 256.0, "1/255": 1.0 / 255.0}
-
-
-shape("hardsigmoid", "tanh", "leaky_relu", "elu", "softmax")(same_shape)
 
 
 def fixed_qparams(kind, dtype, options=None):
@@ -141,12 +139,17 @@ def fixed_qparams_unary(ctx, op, kind, attrs=None):
     ctx.define(out, y)
 
 
-@lowering("tanh")
+@op("tanh", shape=same_shape, float_ok=True, reads={"torchscript": ("aten::tanh", "aten::tanh_")},
+    attrs="- (output on PyTorch's fixed grid)", circle="TANH", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
 def lower_tanh(ctx, op):
     fixed_qparams_unary(ctx, op, "TANH")
 
 
-@lowering("hardsigmoid")
+@op("hardsigmoid", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("aten::hardsigmoid", "aten::hardsigmoid_"),
+        "pt2": ("aten.hardsigmoid.default", "aten.hardsigmoid_.default")},
+    attrs="- (output on PyTorch's fixed grid)",
+    circle="luci: integer ADD(+3, RELU6) onto (6·s, zp) → MUL(1/6) onto (s, zp); onert: the same in float")
 def lower_hardsigmoid(ctx, op):
     """hardsigmoid(x) = relu6(x + 3) / 6; circle has no HARD_SIGMOID.
 
@@ -164,14 +167,14 @@ def lower_hardsigmoid(ctx, op):
         s, zp = float(out.qparams.scale[0]), int(out.qparams.zero_point[0])
         three = ctx.const(op.name + "/three", np.array([1], x.dtype), QParams(3.0, 0))
         mid = ctx.like(out, name=op.name + "/relu6_x_plus_3", qparams=QParams(np.float32(6.0 * s), zp))
-        ctx.emit("ADD", [x, three], [mid], {"fusedActivationFunction": 3}, op.name + "/relu6_x_plus_3")
+        ctx.emit("ADD", [x, three], [mid], {"fusedActivationFunction": ACT["relu6"]}, op.name + "/relu6_x_plus_3")
         sixth = ctx.const(op.name + "/one_sixth", np.array([1], x.dtype), QParams(np.float32(1.0 / 6.0), 0))
         y = ctx.like(out)
         ctx.emit("MUL", [mid, sixth], [y], {"fusedActivationFunction": 0}, op.name)
         ctx.define(out, y)
         return
     isl = FloatIsland(ctx, op)
-    r6 = isl.op("ADD", [isl.x, isl.const("three", 3.0)], "add3_relu6", {"fusedActivationFunction": 3})
+    r6 = isl.op("ADD", [isl.x, isl.const("three", 3.0)], "add3_relu6", {"fusedActivationFunction": ACT["relu6"]})
     y = isl.op("MUL", [r6, isl.const("one_sixth", 1.0 / 6.0)], "div6", {"fusedActivationFunction": 0},
                out=isl.output())
     ctx.define(op.outputs[0], isl.done(y))
@@ -189,7 +192,10 @@ def quantized_unary(ctx, op, kind, attrs=None):
     return None
 
 
-@lowering("leaky_relu")
+@op("leaky_relu", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("quantized::leaky_relu", "aten::leaky_relu", "aten::leaky_relu_")},
+    attrs="negative_slope", circle="luci: quantized LEAKY_RELU; onert: float LEAKY_RELU",
+    conditions="uint8 versions do not run on onert", onert="onert profile")
 def lower_leaky_relu(ctx, op):
     """Quantized LEAKY_RELU (luci profile); in float for the onert profile: onert 0.1.0 has no
     uint8 LEAKY_RELU ("unsupported data type")."""
@@ -198,7 +204,10 @@ def lower_leaky_relu(ctx, op):
     ctx.define(op.outputs[0], y if y is not None else float_unary(ctx, op, "LEAKY_RELU", attrs))
 
 
-@lowering("elu")
+@op("elu", shape=same_shape, float_ok=True, reads={"torchscript": ("quantized::elu",)},
+    attrs="alpha, scale, input_scale",
+    circle="the float MAXIMUM/MINIMUM/EXP/ADD/MUL composition in both profiles (fake quantization refuses an "
+           "ELU node)", conditions="listed as float")
 def lower_elu(ctx, op):
     """elu(x) = scale * (x if x > 0 else alpha * (exp(input_scale * x) - 1)), in float.
 
@@ -224,7 +233,8 @@ def lower_elu(ctx, op):
     ctx.define(op.outputs[0], isl.done(y))
 
 
-@lowering("softmax")
+@op("softmax", shape=same_shape, float_ok=True, reads={"torchscript": ("quantized::softmax",)},
+    attrs="dim", circle="SOFTMAX (a TRANSPOSE pair when the axis is not last)", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
 def lower_softmax(ctx, op):
     """SOFTMAX works on the last circle axis: other axes are moved last by a TRANSPOSE pair
     (quantized TRANSPOSE keeps the grid). Quantized when PyTorch's output grid is the fixed one

@@ -1,20 +1,17 @@
 """conv2d (ordinary, depthwise, grouped) and linear."""
 import numpy as np
 
+from ..circle.vocab import ACT, SAME, VALID
 from ..errors import ConversionError
 from ..ir import QParams, Tensor
+from .declare import op
 from .quant import fit_bias_of_dead_channels, model_weight, quantize_bias
-from .registry import lowering, shape
-
-ACT = {None: 0, "relu": 1, "relu_n1_to_1": 2, "relu6": 3}
-SAME, VALID = 0, 1
 
 
 def conv_out(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-@shape("conv2d")
 def conv2d_shape(op):
     x, w = op.inputs[0], op.inputs[1]
     a = op.attrs
@@ -127,7 +124,15 @@ def _float_conv_inputs(op, w, b):
             float_bias(b, w.shape[0], op.name + ".bias"))
 
 
-@lowering("conv2d")
+@op("conv2d", shape=conv2d_shape, float_ok=True, reads={
+        "torchscript": ("quantized::conv2d", "quantized::conv2d_relu"),
+        "pt2": ("aten.conv2d.default", "aten.convolution.default")},
+    inputs="x, weight (int8/uint8 OIHW, QParams axis 0 or per-tensor), bias (float32 [O] const, int32 const "
+           "with qparams, or None)",
+    attrs="stride[2], padding[2], dilation[2], groups, act (None | \"relu\")",
+    circle="CONV_2D; DEPTHWISE_CONV_2D when groups = in channels; grouped: SPLIT → CONV_2D per group → "
+           "CONCATENATION",
+    conditions="padding: SAME/VALID or PAD")
 def lower_conv2d(ctx, op):
     src_x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
     a = op.attrs
@@ -205,7 +210,6 @@ def _grouped_conv(ctx, op, x, weight, b, src_x, common, y, groups):
     ctx.emit("CONCATENATION", outs, [y], {"axis": 3, "fusedActivationFunction": 0}, op.name)
 
 
-@shape("linear")
 def linear_shape(op):
     x, w = op.inputs[0], op.inputs[1]
     if x.shape[-1] != w.shape[1]:
@@ -213,7 +217,12 @@ def linear_shape(op):
     return tuple(x.shape[:-1]) + (w.shape[0],)
 
 
-@lowering("linear")
+@op("linear", shape=linear_shape, float_ok=True, reads={
+        "torchscript": ("quantized::linear", "quantized::linear_relu"), "pt2": ("aten.linear.default",)},
+    inputs="x, weight [O, I], bias", attrs="act",
+    circle="FULLY_CONNECTED; `--profile onert`: RESHAPE + CONV_2D + RESHAPE (per-channel weights); 3-D input: "
+           "+ RESHAPE",
+    onert="yes (per-channel: with `--profile onert`)")
 def lower_linear(ctx, op):
     src_x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
     x = ctx.value(src_x)

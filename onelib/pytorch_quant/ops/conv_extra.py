@@ -6,14 +6,14 @@ same weight and bias rules (uint8 weights by the exact +128 shift, bias scale in
 import numpy as np
 
 from ..errors import ConversionError
+from ..circle.vocab import ACT, INT_RANGE, VALID
 from ..ir import Op, QParams, Tensor
-from .conv import ACT, VALID, conv_out, lower_conv2d
-from .quant import INT_RANGE, model_weight, quantize_bias
-from .registry import lowering, same_shape, shape
+from .conv import conv_out, lower_conv2d
+from .declare import op, same_shape
+from .quant import model_weight, quantize_bias
 
 
 # ------------------------------------------------------------------------------- conv1d
-@shape("conv1d")
 def conv1d_shape(op):
     x, w = op.inputs[0], op.inputs[1]
     a = op.attrs
@@ -23,7 +23,11 @@ def conv1d_shape(op):
     return (x.shape[0], w.shape[0], n_out)
 
 
-@lowering("conv1d")
+@op("conv1d", shape=conv1d_shape, reads={
+        "torchscript": ("quantized::conv1d", "quantized::conv1d_relu"), "pt2": ("aten.conv1d.default",)},
+    inputs="x [N, C, L], weight [O, I/g, 1, k] (PyTorch packs conv1d as 2-D), bias",
+    attrs="stride, padding, dilation as PyTorch packs them ([1, s], [0, p], [1, d]), groups, act",
+    circle="TRANSPOSE → RESHAPE → CONV_2D / DEPTHWISE_CONV_2D → RESHAPE → TRANSPOSE")
 def lower_conv1d(ctx, op):
     """conv1d as a conv2d over a map of height 1, which is how PyTorch packs it: [N, C, L] ->
     TRANSPOSE [N, L, C] -> RESHAPE [N, 1, L, C] (NHWC) -> CONV_2D -> RESHAPE/TRANSPOSE back."""
@@ -44,7 +48,6 @@ def lower_conv1d(ctx, op):
 
 
 # ------------------------------------------------------------------------------- conv_transpose2d
-@shape("conv_transpose2d")
 def conv_transpose2d_shape(op):
     x, w = op.inputs[0], op.inputs[1]
     a = op.attrs
@@ -53,7 +56,12 @@ def conv_transpose2d_shape(op):
     return (x.shape[0], w.shape[1] * a["groups"], hw[0], hw[1])
 
 
-@lowering("conv_transpose2d")
+@op("conv_transpose2d", shape=conv_transpose2d_shape, reads={"torchscript": ("quantized::conv_transpose2d",)},
+    inputs="x, weight ([I, O/g, kh, kw] as PyTorch stores it), bias",
+    attrs="stride, padding, output_padding, dilation, groups, act",
+    circle="TRANSPOSE_CONV (+ SLICE crop); groups: SPLIT → TRANSPOSE_CONV per group → CONCATENATION; dilation: "
+           "the kernel spread with the weight zero point; output_padding > padding: zero-point PAD after the input",
+    onert="**no** (TICO)")
 def lower_conv_transpose2d(ctx, op):
     """TRANSPOSE_CONV with VALID padding gives the full output ((in - 1) * stride + k); PyTorch's
     output is the window [padding, padding + out) of it, taken with SLICE (which keeps the grid).
@@ -158,10 +166,10 @@ def _dilated_weight(w, dilation):
 
 
 # ------------------------------------------------------------------------------- batch_norm2d
-shape("batch_norm2d")(same_shape)
-
-
-@lowering("batch_norm2d")
+@op("batch_norm2d", shape=same_shape,
+    reads={"torchscript": ("quantized::batch_norm2d", "quantized::batch_norm2d_relu")},
+    inputs="x, weight, bias, running_mean, running_var (float32 [C] consts)", attrs="eps, act",
+    circle="1×1 DEPTHWISE_CONV_2D", conditions="bias fits int32")
 def lower_batch_norm2d(ctx, op):
     """A standalone quantized BatchNorm2d as a 1x1 DEPTHWISE_CONV_2D that computes it exactly.
 

@@ -4,31 +4,37 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..ir import QParams
+from ..circle.vocab import ACT, ACT_RANGE, INT_RANGE
 from .activation import FloatIsland, fixed_qparams_unary
-from .conv import ACT
-from .lower import nhwc_shape
-from .quant import INT_RANGE, quantize_value
-from .registry import lowering, qparams_rule, same_shape, shape
+from .ctx import nhwc_shape
+from .declare import op, same_shape
+from .quant import quantize_value
 
-shape("quantize", "dequantize", "hardtanh", "sigmoid", "hardswish",
-      "add_scalar", "mul_scalar")(same_shape)
+_QD = "quantized_decomposed."
 
 
-@lowering("quantize")
+@op("quantize", shape=same_shape, reads={
+        "torchscript": ("aten::quantize_per_tensor",),
+        "pt2": tuple(_QD + "quantize_per_tensor." + v for v in ("default", "tensor", "tensor2"))},
+    inputs="x (float32)", attrs="output dtype/qparams = the quantizer's",
+    circle="QUANTIZE", conditions="QuantStub; float I/O; dropped with `--input_type/--output_type uint8`")
 def lower_quantize(ctx, op):
     y = ctx.like(op.outputs[0])
     ctx.emit("QUANTIZE", [ctx.value(op.inputs[0])], [y], {}, op.name)
     ctx.define(op.outputs[0], y)
 
 
-@lowering("dequantize")
+@op("dequantize", shape=same_shape, reads={
+        "torchscript": ("aten::dequantize",),
+        "pt2": tuple(_QD + "dequantize_per_tensor." + v for v in ("default", "tensor", "tensor2"))},
+    inputs="x (quantized)", attrs="output float32, qparams None",
+    circle="DEQUANTIZE", conditions="DeQuantStub; float I/O; dropped with `--input_type/--output_type uint8`")
 def lower_dequantize(ctx, op):
     y = ctx.like(op.outputs[0], qparams=None, dtype="float32")
     ctx.emit("DEQUANTIZE", [ctx.value(op.inputs[0])], [y], {}, op.name)
     ctx.define(op.outputs[0], y)
 
 
-@shape("add", "mul")
 def broadcast_shape(op):
     a, b = op.inputs[0].shape, op.inputs[1].shape
     return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
@@ -45,7 +51,16 @@ def _aligned(ctx, src, out_rank, name):
     return ctx.reshape(ctx.nchw(src), nhwc_shape(full) if out_rank == 4 else full, name + "/broadcast")
 
 
-@lowering("add", "mul")
+@op("add", shape=broadcast_shape, float_ok=True, reads={
+        "torchscript": ("quantized::add", "quantized::add_relu"), "pt2": ("aten.add.Tensor", "aten.add_.Tensor")},
+    inputs="a, b (broadcasting)", attrs="act (None | \"relu\")",
+    circle="ADD (fused RELU); RESHAPE when ranks differ",
+    conditions="broadcasting; `.pt2`: two computed tensors (with a constant: `binary_const`)")
+@op("mul", shape=broadcast_shape, float_ok=True, reads={
+        "torchscript": ("quantized::mul", "quantized::mul_relu"), "pt2": ("aten.mul.Tensor", "aten.mul_.Tensor")},
+    inputs="a, b (broadcasting)", attrs="act",
+    circle="MUL (fused RELU); RESHAPE when ranks differ",
+    conditions="broadcasting; `.pt2`: two computed tensors (with a constant: `binary_const`)")
 def lower_add_mul(ctx, op):
     out = op.outputs[0]
     r = len(out.shape)
@@ -56,7 +71,6 @@ def lower_add_mul(ctx, op):
     ctx.define(out, y)
 
 
-@qparams_rule("add_scalar")
 def add_scalar_qparams(op):
     # PyTorch keeps the integers and moves the zero point: zp' = zp - round(c / scale)
     q = op.inputs[0].qparams
@@ -67,7 +81,6 @@ def add_scalar_qparams(op):
     return QParams(q.scale, zp)
 
 
-@qparams_rule("mul_scalar")
 def mul_scalar_qparams(op):
     # PyTorch keeps the integers and scales the scale (a negative factor mirrors the codes)
     q = op.inputs[0].qparams
@@ -89,7 +102,14 @@ def scalar_const(ctx, name, c, dtype):
     return ctx.const(name, np.array([code], dtype), QParams(np.float32(abs(c)), zp))
 
 
-@lowering("add_scalar", "mul_scalar")
+@op("add_scalar", shape=same_shape, qparams=add_scalar_qparams,
+    reads={"torchscript": ("quantized::add_scalar", "quantized::add_scalar_relu")},
+    inputs="x", attrs="scalar (float), act; output qparams derived (``qparams``)",
+    circle="ADD with an exact one-element constant")
+@op("mul_scalar", shape=same_shape, qparams=mul_scalar_qparams,
+    reads={"torchscript": ("quantized::mul_scalar", "quantized::mul_scalar_relu")},
+    inputs="x", attrs="scalar (float), act; output qparams derived (``qparams``)",
+    circle="MUL with an exact one-element constant")
 def lower_scalar(ctx, op):
     kind = "ADD" if op.kind == "add_scalar" else "MUL"
     x = ctx.value(op.inputs[0])
@@ -103,7 +123,15 @@ def lower_scalar(ctx, op):
     ctx.define(op.outputs[0], y)
 
 
-@lowering("hardtanh")
+@op("hardtanh", shape=same_shape, float_ok=True, same_grid=True, reads={
+        "torchscript": ("aten::relu", "aten::relu_", "quantized::relu", "quantized::relu6", "aten::relu6",
+                        "aten::relu6_", "aten::hardtanh", "aten::hardtanh_", "quantized::hardtanh", "aten::clamp",
+                        "aten::clamp_", "aten::clamp_min", "aten::clamp_min_", "aten::clamp_max",
+                        "aten::clamp_max_"),
+        "pt2": ("aten.relu.default", "aten.relu_.default", "aten.relu6.default", "aten.hardtanh.default",
+                "aten.hardtanh_.default", "aten.clamp.default", "aten.clamp_.default")},
+    inputs="x", attrs="min, max (relu = 0, inf; relu6 = 0, 6)",
+    circle="fused activation; else MAXIMUM/MINIMUM on the same grid")
 def lower_hardtanh(ctx, op):
     """relu / relu6 / hardtanh on a quantized tensor: a clamp on the input's own grid.
 
@@ -113,8 +141,7 @@ def lower_hardtanh(ctx, op):
     x = ctx.value(op.inputs[0])
     lo, hi = op.attrs["min"], op.attrs["max"]
     y = ctx.like(op.outputs[0])
-    named = {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
-    kind = named.get((lo, hi))
+    kind = dict((r, k) for k, r in ACT_RANGE.items()).get((lo, hi))
     if kind is not None:
         ctx.emit(kind, [x], [y], {}, op.name)
     else:
@@ -135,7 +162,10 @@ def lower_hardtanh(ctx, op):
     ctx.define(op.outputs[0], y)
 
 
-@lowering("sigmoid")
+@op("sigmoid", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("quantized::sigmoid", "aten::sigmoid", "aten::sigmoid_"),
+        "pt2": ("aten.sigmoid.default", "aten.sigmoid_.default")},
+    circle="LOGISTIC", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
 def lower_sigmoid(ctx, op):
     """LOGISTIC on luci's fixed grid (1/256, 0), which is PyTorch's too; a sigmoid observed onto
     another grid (quantized::sigmoid with its own qparams) runs in float (ops/activation.py)."""
@@ -153,7 +183,11 @@ def _hardswish_composition_error(in_q, out_q):
     return float(np.max(np.abs(x * hs - exact)) / float(out_q.scale[0]))
 
 
-@lowering("hardswish")
+@op("hardswish", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("quantized::hardswish",), "pt2": ("aten.hardswish.default", "aten.hardswish_.default")},
+    circle="luci: integer ADD(+3, RELU6) → MUL(1/6) → MUL(x); onert: float DEQUANTIZE → ADD(+3, RELU6) → MUL → "
+           "MUL(1/6) → QUANTIZE",
+    conditions="≤ 1 LSB on all 256 codes", onert="onert profile")
 def lower_hardswish(ctx, op):
     """hardswish(x) = x * relu6(x + 3) / 6.
 
@@ -199,12 +233,21 @@ def lower_hardswish(ctx, op):
 _FLOAT_BINARY = {"add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV"}
 
 
-@shape("binary_const")
 def binary_const_shape(op):
     return tuple(np.broadcast_shapes(tuple(op.inputs[0].shape), tuple(op.inputs[1].shape)))
 
 
-@lowering("binary_const")
+@op("binary_const", shape=binary_const_shape, float_ok=True, reads={
+        "torchscript": ("aten::add", "aten::sub", "aten::mul", "aten::div"),
+        "pt2": tuple("aten.%s.%s" % (k, v) for k in ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_")
+                     for v in ("Tensor", "Scalar")) + ("aten.rsub.Tensor", "aten.rsub.Scalar")},
+    inputs="x (float32), c (float32 const)",
+    attrs="op (\"add\" | \"sub\" | \"mul\" | \"div\"), reverse (c <op> x); float preprocessing only",
+    circle="float ADD/SUB/MUL/DIV, then QUANTIZE",
+    conditions="float arithmetic with a number or constant before the QuantStub (`(x - mean) / std`, "
+               "torchvision's `transform_input`); in a `.pt2` also with a constant between dequantize and "
+               "quantize (XNNPACK's quantized `* c + d`: PyTorch computes it on dequantized values); listed "
+               "in the notes as float; `--strict` refuses")
 def lower_binary_const(ctx, op):
     """x <op> c (or c <op> x when ``reverse``), float32, c a constant broadcast as PyTorch does."""
     x_src, c_src = op.inputs[0], op.inputs[1]

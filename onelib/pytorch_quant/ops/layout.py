@@ -7,11 +7,10 @@ with the layout permutations into the single TRANSPOSE that maps circle layout t
 import numpy as np
 
 from ..errors import ConversionError
-from .lower import NCHW_TO_NHWC, nhwc_axis
-from .registry import lowering, shape
+from .ctx import NCHW_TO_NHWC, nhwc_axis
+from .declare import op
 
 
-@shape("permute")
 def permute_shape(op):
     s = op.inputs[0].shape
     dims = [d % len(s) for d in op.attrs["dims"]]
@@ -31,7 +30,11 @@ def circle_perm(dims, rank):
     return [nhwc_axis(dims[r[i]], rank) for i in range(rank)]
 
 
-@lowering("permute")
+@op("permute", shape=permute_shape, float_ok=True, same_grid=True, reads={
+        "torchscript": ("aten::permute", "aten::transpose", "aten::transpose_", "aten::swapaxes", "aten::swapdims"),
+        "pt2": ("aten.permute.default", "aten.transpose.int")},
+    attrs="dims (transpose/swapaxes become permute)",
+    circle="TRANSPOSE (composed with the NHWC rule); also channel shuffle")
 def lower_permute(ctx, op):
     src, out = op.inputs[0], op.outputs[0]
     rank = len(src.shape)
@@ -45,7 +48,6 @@ def lower_permute(ctx, op):
     ctx.define(out, y)
 
 
-@shape("split")
 def split_shape(op):
     s = list(op.inputs[0].shape)
     d = op.attrs["dim"] % len(s)
@@ -54,7 +56,14 @@ def split_shape(op):
     return [tuple(s[:d] + [n] + s[d + 1:]) for n in op.attrs["sizes"]]
 
 
-@lowering("split")
+@op("split", shape=split_shape, float_ok=True, reads={
+        "torchscript": ("aten::chunk", "aten::unsafe_chunk", "aten::split", "aten::unsafe_split",
+                        "aten::split_with_sizes", "aten::unsafe_split_with_sizes", "aten::slice", "aten::select"),
+        "pt2": ("aten.chunk.default", "aten.split.Tensor", "aten.split_with_sizes.default", "aten.unsafe_split.Tensor",
+                "aten.unsafe_split_with_sizes.default", "aten.slice.Tensor", "aten.select.int")},
+    inputs="x -> one output per piece", attrs="dim, sizes (chunk/split/split_with_sizes)",
+    circle="SPLIT (equal), SLICE per piece (unequal); `x[:, a:b]` and `x[:, i]` are pieces of a split",
+    conditions="keeps the input's grid", onert="yes (5-D SLICE: **wrong**, TICO)")
 def lower_split(ctx, op):
     """SPLIT when the pieces are equal; one SLICE per piece otherwise. The pieces are PyTorch
     views of the input, so they keep its qparams (what luci requires of Split outputs too).

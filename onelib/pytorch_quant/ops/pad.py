@@ -8,9 +8,9 @@ import numpy as np
 
 from ..errors import ConversionError
 from .conv import pad_with
-from .lower import nhwc_axis
+from .ctx import nhwc_axis
+from .declare import op
 from .quant import quantize_value
-from .registry import lowering, shape
 
 
 def _pairs(op):
@@ -25,12 +25,14 @@ def _pairs(op):
     return pairs
 
 
-@shape("constant_pad")
 def pad_shape(op):
     return tuple(s + a + b for s, (a, b) in zip(op.inputs[0].shape, _pairs(op)))
 
 
-@lowering("constant_pad")
+@op("constant_pad", shape=pad_shape, float_ok=True,
+    reads={"torchscript": ("aten::pad", "aten::constant_pad_nd")},
+    attrs="pad (PyTorch's flat list, last dim first), value (float)",
+    circle="PAD (value = zero point) / PADV2", conditions="constant mode; reflect/replicate refused")
 def lower_constant_pad(ctx, op):
     src, out = op.inputs[0], op.outputs[0]
     pairs = _pairs(op)

@@ -5,12 +5,12 @@ the same, so outputs share the input's qparams.
 """
 import numpy as np
 
+from ..circle.vocab import INT_RANGE, VALID
 from ..errors import ConversionError
-from .conv import VALID, window_padding
-from .lower import nhwc_axis
+from .conv import window_padding
+from .ctx import nhwc_axis
+from .declare import op
 from .pool_window import adaptive_pool, avg_pool_by_blocks, avg_pool_divisor, dilated_max_pool
-from .quant import INT_RANGE
-from .registry import lowering, shape
 
 
 def pool_out(n, k, s, p, d, ceil_mode):
@@ -23,7 +23,6 @@ def pool_out(n, k, s, p, d, ceil_mode):
     return out
 
 
-@shape("max_pool2d", "avg_pool2d")
 def pool_shape(op):
     x = op.inputs[0]
     a = op.attrs
@@ -49,7 +48,11 @@ def _pool_attrs(a, pad):
             "filterWidth": a["kernel"][1], "filterHeight": a["kernel"][0], "fusedActivationFunction": 0}
 
 
-@lowering("max_pool2d")
+@op("max_pool2d", shape=pool_shape, float_ok=True, same_grid=True,
+    reads={"torchscript": ("aten::max_pool2d",), "pt2": ("aten.max_pool2d.default",)},
+    attrs="kernel[2], stride[2], padding[2], dilation[2], ceil_mode",
+    circle="MAX_POOL_2D (+ PADV2 lowest code for padding / ceil_mode); dilation > 1: per axis MAXIMUM of "
+           "GATHERed taps")
 def lower_max_pool2d(ctx, op):
     a = op.attrs
     d = list(a.get("dilation", [1, 1]))
@@ -68,7 +71,11 @@ def lower_max_pool2d(ctx, op):
     ctx.define(op.outputs[0], y)
 
 
-@lowering("avg_pool2d")
+@op("avg_pool2d", shape=pool_shape, float_ok=True, same_grid=True,
+    reads={"torchscript": ("aten::avg_pool2d",), "pt2": ("aten.avg_pool2d.default",)},
+    attrs="kernel, stride, padding, ceil_mode, count_include_pad, divisor_override",
+    circle="AVERAGE_POOL_2D (+ PAD zero point for count_include_pad); otherwise SLICE blocks dividing by "
+           "PyTorch's count; divisor_override d: DEPTHWISE_CONV_2D with weights 1/d")
 def lower_avg_pool2d(ctx, op):
     a = op.attrs
     src_x = op.inputs[0]
@@ -101,14 +108,25 @@ def lower_avg_pool2d(ctx, op):
     ctx.define(op.outputs[0], y)
 
 
-@shape("adaptive_avg_pool2d", "adaptive_max_pool2d")
 def adaptive_shape(op):
     x = op.inputs[0]
     oh, ow = [x.shape[2 + i] if v is None else v for i, v in enumerate(op.attrs["output_size"])]
     return (x.shape[0], x.shape[1], oh, ow)
 
 
-@lowering("adaptive_avg_pool2d", "adaptive_max_pool2d")
+@op("adaptive_avg_pool2d", shape=adaptive_shape, float_ok=True, same_grid=True, reads={
+        "torchscript": ("aten::adaptive_avg_pool2d", "quantized::adaptive_avg_pool2d"),
+        "pt2": ("aten.adaptive_avg_pool2d.default",)},
+    attrs="output_size[2] (None entries keep the size)",
+    circle="AVERAGE_POOL_2D with PyTorch's windows (start ⌊i·in/out⌋, end ⌈(i+1)·in/out⌉: 10 → 3 is kernel 4 "
+           "stride 3); uneven windows: one pooling per window length + GATHER + CONCATENATION",
+    conditions="any sizes")
+@op("adaptive_max_pool2d", shape=adaptive_shape, float_ok=True, same_grid=True,
+    reads={"pt2": ("aten.adaptive_max_pool2d.default",)},
+    attrs="output_size[2] (float in PyTorch: no quantized kernel)",
+    circle="MAX_POOL_2D on the input's grid, the same window rule as adaptive_avg_pool2d",
+    conditions="`.pt2`: PyTorch has no quantized kernel, the program runs it on dequantized values; indices "
+               "unused")
 def lower_adaptive_pool2d(ctx, op):
     """PyTorch's windows (start floor(i*in/out), end ceil((i+1)*in/out)) as one pooling op when
     they are one size one stride apart (10 -> 3: kernel 4, stride 3), else exactly per window
@@ -118,7 +136,6 @@ def lower_adaptive_pool2d(ctx, op):
     ctx.define(op.outputs[0], adaptive_pool(ctx, op, x, ctx.like(op.outputs[0]), kind))
 
 
-@shape("mean")
 def mean_shape(op):
     x = op.inputs[0]
     dims = [d % len(x.shape) for d in op.attrs["dims"]]
@@ -145,7 +162,10 @@ def _mean_on_nhwc(dims, out_rank):
     return _onert_takes_mean(kept_nhwc, out_rank) or not _onert_takes_mean(kept, out_rank)
 
 
-@lowering("mean")
+@op("mean", shape=mean_shape, float_ok=True, reads={"torchscript": ("aten::mean",), "pt2": ("aten.mean.dim",)},
+    attrs="dims (list), keepdim",
+    circle="MEAN (keepDims + RESHAPE where onert refuses the rank change)",
+    conditions="any sizes")
 def lower_mean(ctx, op):
     src_x = op.inputs[0]
     rank = len(src_x.shape)

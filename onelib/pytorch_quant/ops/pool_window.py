@@ -14,6 +14,7 @@ average as PyTorch's (within 1 LSB: rounding of ties).
 """
 import numpy as np
 
+from ..circle.vocab import VALID
 from ..ir import Tensor
 
 
@@ -74,7 +75,7 @@ def avg_pool_by_blocks(ctx, op, x):
             single = len(rows) == 1 and len(cols) == 1
             pooled = y if single else t(tag, (n, ch, cw, c))
             ctx.emit("AVERAGE_POOL_2D", [piece], [pooled],
-                     {"padding": 1, "strideH": a["stride"][0], "strideW": a["stride"][1],
+                     {"padding": VALID, "strideH": a["stride"][0], "strideW": a["stride"][1],
                       "filterHeight": lh, "filterWidth": lw, "fusedActivationFunction": 0}, tag)
             parts.append(pooled)
         if len(parts) == 1:
@@ -129,7 +130,7 @@ def adaptive_pool(ctx, op, x, y, kind):
         return Tensor(name, tuple(int(v) for v in shape), x.dtype, q.copy() if q is not None else None)
 
     def pool(src, kernel, stride, out, tag):
-        ctx.emit(kind, [src], [out], {"padding": 1, "strideH": stride[0], "strideW": stride[1],
+        ctx.emit(kind, [src], [out], {"padding": VALID, "strideH": stride[0], "strideW": stride[1],
                                       "filterHeight": kernel[0], "filterWidth": kernel[1],
                                       "fusedActivationFunction": 0}, tag)
         return out
@@ -242,6 +243,6 @@ def avg_pool_divisor(ctx, op, x, y, kernel, stride):
         b_scale = (np.float32(x.qparams.scale[0]) * w_scale).astype(np.float32)
         b = ctx.const(op.name + ".bias", np.zeros(c, np.int32), QParams(b_scale, np.zeros(c, np.int64), 0))
     ctx.emit("DEPTHWISE_CONV_2D", [x, w, b], [y],
-             {"padding": 1, "strideW": stride[1], "strideH": stride[0], "dilationWFactor": 1,
+             {"padding": VALID, "strideW": stride[1], "strideH": stride[0], "dilationWFactor": 1,
               "dilationHFactor": 1, "depthMultiplier": 1, "fusedActivationFunction": 0}, op.name)
     return y

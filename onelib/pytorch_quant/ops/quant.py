@@ -1,11 +1,9 @@
 """The integer rules every weighted op shares: weight dtype policy and bias quantization."""
 import numpy as np
 
+from ..circle.vocab import INT_RANGE  # noqa: F401 (the integer ranges live in the circle vocabulary)
 from ..errors import ConversionError
 from ..ir import QParams, Tensor
-
-INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767),
-             "int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
 
 # the bias dtype luci expects for each model (activation) dtype
 BIAS_DTYPE = {"uint8": "int32", "int16": "int64"}

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..errors import ConversionError
-from .registry import lowering, shape
+from .declare import op
 
 
 def _out_sizes(op):
@@ -32,7 +32,6 @@ def _out_sizes(op):
     return [int(math.floor(x.shape[2 + i] * float(a["scales"][i]))) for i in range(2)]
 
 
-@shape("upsample")
 def upsample_shape(op):
     x = op.inputs[0]
     if len(x.shape) != 4:
@@ -66,7 +65,15 @@ def circle_nearest_index(n_in, n_out, half_pixel):
     return np.minimum(src.astype(np.int64), n_in - 1)
 
 
-@lowering("upsample")
+@op("upsample", shape=upsample_shape, float_ok=True, same_grid=True, reads={
+        "torchscript": ("aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::_upsample_nearest_exact2d"),
+        "pt2": ("aten.upsample_bilinear2d.vec", "aten.upsample_nearest2d.vec", "aten._upsample_nearest_exact2d.vec",
+                "aten.upsample_bilinear2d.default", "aten.upsample_nearest2d.default")},
+    attrs="mode (\"nearest\" | \"nearest_exact\" | \"bilinear\"), size[2] or None, scales[2] or None, "
+          "align_corners",
+    circle="nearest: RESIZE_NEAREST_NEIGHBOR; GATHER on H and W for other scales, and always with `--profile "
+           "onert`; bilinear: RESIZE_BILINEAR (align_corners / half_pixel_centers as PyTorch)",
+    conditions="bilinear: 1/scale = in/out", onert="onert profile (GATHER)")
 def lower_upsample(ctx, op):
     src, out = op.inputs[0], op.outputs[0]
     a = op.attrs

@@ -3,11 +3,11 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..ir import Tensor
-from .lower import nhwc_axis
-from .registry import lowering, shape
+from ..circle.vocab import ACT
+from .ctx import nhwc_axis
+from .declare import op
 
 
-@shape("flatten")
 def flatten_shape(op):
     s = list(op.inputs[0].shape)
     r = len(s)
@@ -15,7 +15,6 @@ def flatten_shape(op):
     return tuple(s[:a] + [int(np.prod(s[a:b + 1]))] + s[b + 1:])
 
 
-@shape("reshape")
 def reshape_shape(op):
     s = list(op.attrs["shape"])
     total = int(np.prod(op.inputs[0].shape))
@@ -29,7 +28,19 @@ def reshape_shape(op):
     return tuple(s)
 
 
-@lowering("flatten", "reshape")
+@op("flatten", shape=flatten_shape, float_ok=True, same_grid=True,
+    reads={"torchscript": ("aten::flatten",), "pt2": ("aten.flatten.using_ints",)},
+    attrs="start, end", circle="RESHAPE (TRANSPOSE to PyTorch order for H×W maps)")
+@op("reshape", shape=reshape_shape, float_ok=True, same_grid=True, reads={
+        "torchscript": ("aten::reshape", "aten::view", "aten::squeeze", "aten::squeeze_", "aten::unsqueeze",
+                        "aten::unsqueeze_", "aten::select", "aten::stack"),
+        "pt2": ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default",
+                "aten.unsqueeze_.default", "aten.squeeze.default", "aten.squeeze.dim", "aten.squeeze.dims",
+                "aten.squeeze_.dim", "aten.squeeze_.dims", "aten.select.int")},
+    attrs="shape (may hold one -1)",
+    circle="RESHAPE (TRANSPOSE to PyTorch order for H×W maps); `select`: a piece of a split, then RESHAPE; "
+           "`stack`: RESHAPE (unsqueeze) of each input, then CONCATENATION",
+    conditions="`contiguous`, `dropout`, `detach`, `clone` are read as nothing (identities)")
 def lower_reshape(ctx, op):
     """Reshape in PyTorch's element order: a 4-D (NHWC inside) input goes back to NCHW first,
     unless the layouts agree (H = W = 1), so ``flatten`` of an HxW map keeps PyTorch's order."""
@@ -44,7 +55,6 @@ def lower_reshape(ctx, op):
     ctx.from_nchw(out, y)
 
 
-@shape("cat")
 def cat_shape(op):
     shapes = [list(t.shape) for t in op.inputs]
     d = op.attrs["dim"] % len(shapes[0])
@@ -56,24 +66,29 @@ def cat_shape(op):
     return tuple(out)
 
 
-@lowering("cat")
+@op("cat", shape=cat_shape, float_ok=True, reads={
+        "torchscript": ("quantized::cat", "aten::cat", "aten::stack"), "pt2": ("aten.cat.default",)},
+    inputs="x0, x1, ...", attrs="dim",
+    circle="CONCATENATION", conditions="any dim, inputs on different grids")
 def lower_cat(ctx, op):
     rank = len(op.outputs[0].shape)
     xs = [ctx.value(t) for t in op.inputs]
     y = ctx.like(op.outputs[0])
     ctx.emit("CONCATENATION", xs, [y],
-             {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": 0}, op.name)
+             {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": ACT[None]}, op.name)
     ctx.define(op.outputs[0], y)
 
 
-@shape("gather")
 def gather_shape(op):
     s = list(op.inputs[0].shape)
     s[op.attrs["dim"] % len(s)] = len(op.attrs["index"])
     return tuple(s)
 
 
-@lowering("gather")
+@op("gather", shape=gather_shape, float_ok=True, same_grid=True,
+    reads={"torchscript": ("aten::slice",), "pt2": ("aten.slice.Tensor",)},
+    attrs="dim, index (list): x[:, a:b:step], step > 1",
+    circle="GATHER (`x[:, a:b:step]`, step > 1)", conditions="keeps the input's grid")
 def lower_gather(ctx, op):
     """Elements ``index`` of one axis (``x[:, a:b:step]``, step > 1): GATHER with constant
     indices, which moves codes unchanged (the output keeps the input's grid). onert 0.1.0 has no

@@ -1,12 +1,12 @@
 """Passes over the circle-stage graph (circle op names, NHWC)."""
 import numpy as np
 
+from ..circle.vocab import ACT_OF_OP, VALID
 from ..ir import Op, Tensor
 
 # ops whose fusedActivationFunction can take a following RELU / RELU6 / RELU_N1_TO_1
 FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "SUB",
            "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION"}
-ACT_CODE = {"RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 
 
 def fuse_activation(graph, options):
@@ -22,7 +22,7 @@ def fuse_activation(graph, options):
     outputs = set(id(t) for t in graph.outputs)
     dead = []
     for op in graph.ops:
-        if op.kind not in ACT_CODE:
+        if op.kind not in ACT_OF_OP:
             continue
         x, y = op.inputs[0], op.outputs[0]
         p = prod.get(id(x))
@@ -34,7 +34,7 @@ def fuse_activation(graph, options):
             (x.qparams is not None and x.qparams.same_as(y.qparams))
         if not same_grid or x.dtype != y.dtype:
             continue
-        p.attrs["fusedActivationFunction"] = ACT_CODE[op.kind]
+        p.attrs["fusedActivationFunction"] = ACT_OF_OP[op.kind]
         p.outputs = [y if t is x else t for t in p.outputs]
         dead.append(op)
     graph.remove_ops(dead)
@@ -93,7 +93,7 @@ def fc_as_conv(graph, options):
         w4 = Tensor(w.name, (n, 1, 1, k), w.dtype, w.qparams.copy(axis=0), w.data.reshape(n, 1, 1, k))
         y4 = Tensor(name + "/conv", (rows, 1, 1, n), y.dtype, y.qparams.copy() if y.qparams is not None else None)
         conv = Op("CONV_2D", [x4, w4, b], [y4],
-                  {"padding": 1, "strideW": 1, "strideH": 1, "dilationWFactor": 1, "dilationHFactor": 1,
+                  {"padding": VALID, "strideW": 1, "strideH": 1, "dilationWFactor": 1, "dilationHFactor": 1,
                    "fusedActivationFunction": op.attrs.get("fusedActivationFunction", 0)}, name)
         sh = Tensor(name + "/out_shape", (len(y.shape),), "int32", None, np.array(y.shape, np.int32))
         r2 = Op("RESHAPE", [y4, sh], [y], {"newShape": list(y.shape)}, name + "/from_nhwc")

@@ -1,11 +1,9 @@
 """Circle-stage legalisation for what onert cannot run, with no change to any value."""
 import numpy as np
 
+from ..circle.vocab import ACT_RANGE
 from ..ir import QUANT_INT_DTYPES, Op, Tensor
 from ..ops.quant import quantize_value
-
-# the clamp range of each named activation, in real numbers
-_RANGES = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
 def relu_as_min_max(graph, options):
@@ -20,7 +18,7 @@ def relu_as_min_max(graph, options):
     """
     new_ops = []
     for op in graph.ops:
-        rng = _RANGES.get(op.kind)
+        rng = ACT_RANGE.get(op.kind)
         x, y = (op.inputs[0], op.outputs[0]) if op.inputs and op.outputs else (None, None)
         if rng is None or x.qparams is None or y.qparams is None or not x.qparams.same_as(y.qparams) \
                 or x.dtype != y.dtype or x.dtype not in QUANT_INT_DTYPES:
@@ -32,7 +30,7 @@ def relu_as_min_max(graph, options):
             data = np.array([quantize_value(v, x.qparams, x.dtype)], x.dtype)
             return Tensor("%s/%s" % (op.name or y.name, tag), (1,), x.dtype, x.qparams.copy(), data)
 
-        if hi is None:
+        if hi == float("inf"):
             new_ops.append(Op("MAXIMUM", [x, const("min_value", lo)], [y], {}, op.name))
             continue
         mid = Tensor(y.name + "/max", y.shape, y.dtype, y.qparams.copy())
