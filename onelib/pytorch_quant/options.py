@@ -12,16 +12,15 @@ Standard library only (the driver imports it before it knows that torch is there
 """
 import numbers
 
+from .cfgfile import BOOL, SHAPES, STR
 from .errors import ConversionError
 
 __all__ = ["Option", "OPTIONS", "CONVERT_NAMES", "ConvertOptions", "PROFILES", "PROFILE_MEANS",
            "cfg_spec", "add_arguments", "convert_kwargs"]
 
-# kinds of value; a tuple of strings is a choice
-BOOL = "bool"
-STR = "str"
-PATH = "path"      # a string naming a file or folder: no NUL character
-SHAPES = "shapes"  # "1,3,224,224:1,10" on the command line and in INI; a list of lists in TOML / Python
+# kinds of value: cfgfile's BOOL, STR, SHAPES ("1,3,224,224:1,10" on the command line and in INI;
+# a list of lists in TOML and Python) and a tuple of strings (a choice); and
+PATH = "path"      # a string naming a file or folder: no NUL character (a STR in a cfg)
 
 # where an option applies
 CONVERT = "convert"   # a field of ConvertOptions: API, driver, cfg and the fidelity report
