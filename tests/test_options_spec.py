@@ -121,3 +121,15 @@ def test_spec_module_is_standard_library_only_and_python_3_8():
         elif isinstance(node, ast.ImportFrom):
             names.add("." * node.level + (node.module or ""))
     assert names <= {"argparse", "numbers", ".cfgfile", ".errors"}, names
+
+
+def test_readme_flag_table_names_every_option_and_no_other():
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    start = text.index("| flag (= cfg key) | meaning |")
+    table = text[start:text.index("\n\n", start)]
+    import re
+    named = set(re.findall(r"--([a-z_]+)", table))
+    assert named <= set(o.name for o in options.OPTIONS), named - set(o.name for o in options.OPTIONS)
+    for o in options.OPTIONS:   # by its long flag, or its short one (-T, -O)
+        assert (o.short or o.flag) in table, o.name
