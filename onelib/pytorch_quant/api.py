@@ -7,59 +7,10 @@ only when it is handed an in-memory ExportedProgram).
 import os
 
 from .errors import ConversionError
+# the options of a conversion are declared with the driver's in options.py (one spec)
+from .options import PROFILES, ConvertOptions  # noqa: F401  (api.PROFILES, api.ConvertOptions)
 
 __all__ = ["ConvertOptions", "Conversion", "convert", "ConversionError"]
-
-
-# What each profile writes (passes/profiles.py holds the passes; the README explains the choice):
-#   luci:  every op quantized in the forms luci's verifier and NPU backends take (HARD_SWISH, one
-#          granularity per model, requantization as one QUANTIZE, data movement on integers);
-#   onert: the exact workarounds for onert 0.1.0's CPU backend and luci-interpreter (per-channel FC
-#          as 1x1 CONV_2D, float compositions for ops they lack or compute wrongly).
-PROFILES = ("luci", "onert")
-
-
-class ConvertOptions(object):
-    """Every knob of a conversion; the driver fills it from flags and cfg keys of the same name."""
-
-    FIELDS = {
-        "input_shapes": None,      # list of shapes, e.g. [[1, 3, 224, 224]]; needed only for TorchScript
-        "input_type": "float32",   # float32: keep PyTorch's float I/O (QUANTIZE inside); or uint8 / int16
-        "output_type": "float32",  # float32: DEQUANTIZE inside; or uint8 / int16
-        "io_layout": "nchw",       # nchw: PyTorch's layout at the model boundary; nhwc: channels-last I/O
-        "profile": "luci",         # luci: fully quantized, luci's forms; onert: onert/luci-interpreter workarounds
-        "fc_as_conv": False,       # deprecated alias of profile="onert" (kept for one release)
-        "strict": False,           # refuse graphs that keep some ops in float (PT2E)
-        "softmax_scale": None,     # uint8 SOFTMAX grid: 1/255 (luci's rule; the luci profile's default)
-                                   # or 1/256 (TFLite's; the onert profile's default)
-    }
-
-    # not a cfg key: False (the driver) returns only the bytes and notes, and frees the loaded
-    # torch module after reading and the source graph's weights after lowering, so the memory
-    # peak stays near what loading the model costs
-    keep_graphs = True
-
-    def __init__(self, **kw):
-        for k, v in self.FIELDS.items():
-            setattr(self, k, v)
-        for k, v in kw.items():
-            if k not in self.FIELDS:
-                raise ConversionError("unknown option '%s'" % k)
-            setattr(self, k, v)
-        if self.profile not in PROFILES:
-            raise ConversionError("profile must be one of %s, not %r" % (", ".join(PROFILES), self.profile))
-        if self.fc_as_conv:
-            if kw.get("profile", "onert") != "onert":
-                raise ConversionError("fc_as_conv is an alias of profile=onert; it cannot be combined "
-                                      "with profile=%s" % self.profile)
-            self.profile = "onert"
-        if self.softmax_scale is None:
-            self.softmax_scale = "1/255" if self.profile == "luci" else "1/256"
-        if self.softmax_scale not in ("1/255", "1/256"):
-            raise ConversionError("softmax_scale must be 1/255 or 1/256, not %r" % (self.softmax_scale,))
-
-    def __repr__(self):
-        return "ConvertOptions(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.FIELDS)
 
 
 class Conversion(object):
