@@ -155,23 +155,6 @@ class Graph(object):
                 live.update(id(t) for t in op.inputs if t is not None)
         self.ops = list(reversed(keep))
 
-    def uniquify_names(self):
-        """circle tensor names must be unique and non-empty: suffix repeats with :1, :2 ..."""
-        used = {}  # type: Dict[str, int]
-        for t in self.tensors():
-            base = t.name or "tensor"
-            if base in used:
-                used[base] += 1
-                name = "%s:%d" % (base, used[base])
-                while name in used:
-                    used[base] += 1
-                    name = "%s:%d" % (base, used[base])
-                t.name = name
-                used[name] = 0
-            else:
-                used[base] = 0
-                t.name = base
-
 
 class SourceRecord(object):
     """What a frontend hands over besides the IR: the PyTorch side the fidelity report runs.

@@ -1,5 +1,6 @@
 """What the parts of the fidelity report share: its JSON keys, the runtimes it can use, one
 PyTorch value (integer codes on a grid, or floats) and its error type. No torch, no numpy at import."""
+from ..circle import vocab
 from ..errors import ConversionError
 
 RUNTIMES = ("auto", "onert", "tico", "luci-interpreter")   # luci-interpreter: ONE's, via ONE_BIN_DIR
@@ -13,12 +14,10 @@ FINAL_KEYS = ("name", "shape", "scale", "max_lsb", "mean_lsb", "exact_share", "m
               "top1", "top5", "runtime", "note", "error")
 PT2_ENGINE = "exported program"   # the 'engine' of a .pt2 report: the program's own float ops
 
-# TODO vocab: from circle/vocab.py once it is on this branch (helper A's issue-8 work):
-#   _ACT = dict((code, op) for op, code in vocab.ACT_OF_OP.items())
-#   _INT_RANGE = dict((k, vocab.INT_RANGE[k]) for k in ("uint8", "int8", "int16"))  (only these three:
-#   an int32 tensor is not compared on a grid)
-_ACT = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}   # fusedActivationFunction code -> op name
-_INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
+# fusedActivationFunction code -> the op it stands for
+_ACT = dict((code, op) for op, code in vocab.ACT_OF_OP.items())
+# the grids compared in LSB (an int32 tensor, e.g. a bias, is not compared on a grid)
+_INT_RANGE = dict((k, vocab.INT_RANGE[k]) for k in ("uint8", "int8", "int16"))
 
 
 class _FidelityError(ConversionError):

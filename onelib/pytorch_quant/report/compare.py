@@ -94,14 +94,8 @@ def _op_label(op):
 
 
 def _circle_bytes(graph):
-    """write_circle renames duplicate tensor names in place: restore them on the shared tensors."""
     from ..circle.writer import write_circle
-    names = [(t, t.name) for t in graph.tensors()]
-    try:
-        return write_circle(graph)
-    finally:
-        for t, n in names:
-            t.name = n
+    return write_circle(graph)   # the writer leaves the graph as it is
 
 
 class _Job(object):
