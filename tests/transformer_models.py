@@ -35,6 +35,11 @@ Recipes (``RECIPES``), each ``recipe(name, folder=None) -> Built``:
 * ``qat``: ``prepare_qat_pt2e`` with the XNNPACK QAT config, two SGD steps,
   ``move_exported_model_to_eval``, ``convert_pt2e``, ``torch.export`` (``QAT_MODELS``).
 
+What PyTorch refuses (torch 2.13), kept as findings rather than worked around: ``swin`` and ``bert``
+through ``fx`` (the mask is built by slice assignment in forward; the position ids are sliced by a
+traced size). ``transformer_encoder`` through ``fx`` traces nn.TransformerEncoder's fused fast path
+(``aten::_transformer_encoder_layer_fwd``) unless ``torch.backends.mha.set_fastpath_enabled(False)``.
+
 ``Built.artifact`` is what ``onelib.pytorch_quant.api.convert`` takes: an ExportedProgram for the
 PT2E recipes (also saved as ``.pt2`` when a folder is given) or a TorchScript file path for FX.
 """
