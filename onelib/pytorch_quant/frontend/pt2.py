@@ -55,8 +55,6 @@ import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
 from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, SourceRecord, Tensor
-from ..ops import registry
-from ..ops.quant import INT_RANGE
 from . import pt2_archive, zip_archive
 
 # schema majors of models/*.json this reader understands (torch/_export/serde/schema.py)
@@ -94,17 +92,15 @@ CLAMPS = {"aten.relu.default", "aten.relu_.default", "aten.relu6.default", "aten
 QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
-# ops whose circle kernels need the output on the input's grid (PyTorch's quantized kernels too)
-SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "flatten", "reshape",
-             "hardtanh", "permute", "gather", "upsample"}
 
 
-def load_pt2(path, options):
-    """A ``torch.export.save`` archive -> source-stage graph (torch is not imported)."""
-    return _load(path, options, path)
+def load_pt2(path, options, services):
+    """A ``torch.export.save`` archive -> (source-stage graph, SourceRecord); torch is not
+    imported. ``services``: a ``frontend.FrontendServices`` (api.py makes it)."""
+    return _load(path, options, path, services)
 
 
-def load_exported_program(ep, options):
+def load_exported_program(ep, options, services):
     """An in-memory ExportedProgram: saved with ``torch.export.save`` and read like a file, so
     both ways of calling share one reader."""
     import tempfile
@@ -116,14 +112,14 @@ def load_exported_program(ep, options):
             torch.export.save(ep, path)
         except Exception as e:
             raise ConversionError("<ExportedProgram>: torch.export.save failed: %s" % _first_line(e))
-        return _load(path, options, "<ExportedProgram>")
+        return _load(path, options, "<ExportedProgram>", services)
 
 
-def _load(path, options, source):
+def _load(path, options, source, services):
     archive = _Archive(path, source)
     try:
         model = archive.model_json()
-        walker = _Walker(archive, model, options, source)
+        walker = _Walker(archive, model, options, source, services)
         return walker.walk()
     except RecursionError:   # the safety net for a structure deeper than any check foresaw
         raise ConversionError("%s: the program nests too deeply to read" % source)
@@ -514,8 +510,9 @@ _OUTPUT = object()   # a graph output, as a "user" of a value
 
 
 class _Walker(object):
-    def __init__(self, archive, doc, options, source):
+    def __init__(self, archive, doc, options, source, services):
         self.archive = archive
+        self.services = services
         self.options = options
         self.source = source
         gm = doc["graph_module"]
@@ -526,9 +523,8 @@ class _Walker(object):
         self.values = {}       # model.json tensor name -> Tensor | _QInts | None (unconvertible)
         self.lazy = {}         # placeholder name -> state-dict / constant name, read on first use
         self.unsupported = []  # (name, reason)
-        self.float_of = {}     # id(quantized Tensor) -> its dequantize output
-        self.clamped = {}      # (id(Tensor), qmin, qmax) -> clamped Tensor
-        self.range_clamps = []  # names of the clamps that keep a narrow quant_min..quant_max
+        # where quantize/dequantize ops land (passes/qdq.py): shared dequantize ops, requantization
+        self.qdq = services.qdq(self.graph)
         self.alias = {}        # output of an identity op -> its input
         self.users = {}        # value name -> [node or _OUTPUT]
         self.outputs = []      # names of the user outputs
@@ -644,13 +640,9 @@ class _Walker(object):
                 raise ConversionError("%s: output '%s' is not computed from the inputs" % (self.source, name))
             self.graph.outputs.append(self.as_float(v))
         self.graph.prune()
-        if self.range_clamps:
-            self.graph.notes.append(
-                "%d quantizer(s) use fewer codes than their dtype (x86 reduce_range); PyTorch clamps "
-                "to them, so the circle model clamps too (MINIMUM/MAXIMUM on the grid): %s"
-                % (len(self.range_clamps), ", ".join(self.range_clamps)))
-        registry.infer_shapes(self.graph)
-        for key, f in self.float_of.items():   # a dequantize: PyTorch's dequantize node, if any
+        self.qdq.finish()
+        self.services.infer_shapes(self.graph)
+        for key, f in self.qdq.float_of.items():   # a dequantize: PyTorch's dequantize node, if any
             node = self.dq_node.get(key) or self.node_of.get(key)
             if node is not None:
                 self.node_of[id(f)] = node
@@ -733,46 +725,11 @@ class _Walker(object):
 
     def as_float(self, t):
         """The float value of activation ``t``: itself, or one shared ``dequantize`` op."""
-        if t.qparams is None:
-            return t
-        if id(t) not in self.float_of:
-            name = t.name + "/dequantize"
-            f = Tensor(name, None, "float32", None)
-            self.graph.ops.append(Op("dequantize", [t], [f], {}, name))
-            self.float_of[id(t)] = f
-        return self.float_of[id(t)]
+        return self.qdq.as_float(t)
 
     def quantize(self, t, spec, name):
-        """Activation ``t`` on ``spec``'s grid: itself when it already is, else QUANTIZE of its
-        float value (a requantization goes through float: exact, and any runtime runs it)."""
-        if spec.matches(t):
-            return self._clamp_to_range(t, spec)
-        f = self.as_float(t)
-        q = Tensor(name, None, spec.dtype, spec.qparams.copy())
-        self.graph.ops.append(Op("quantize", [f], [q], {}, name))
-        return self._clamp_to_range(q, spec)
-
-    def _clamp_to_range(self, t, spec):
-        """PyTorch clamps to quant_min..quant_max, circle to the dtype's range. Where those differ
-        by more than the one code of a symmetric range (x86 reduce_range: 0..127), clamp
-        explicitly, on the grid, so that no integer can differ (a clamp commutes with the
-        quantizer)."""
-        lo, hi = INT_RANGE[spec.dtype]
-        need_lo, need_hi = spec.qmin > lo + 1, spec.qmax < hi - 1
-        if not (need_lo or need_hi):
-            return t
-        key = (id(t), spec.qmin, spec.qmax)
-        if key not in self.clamped:
-            s, zp = float(spec.qparams.scale[0]), int(spec.qparams.zero_point[0])
-            attrs = {"min": (spec.qmin - zp) * s if need_lo else float("-inf"),
-                     "max": (spec.qmax - zp) * s if need_hi else float("inf")}
-            name = t.name + "/quant_range"
-            out = Tensor(name, None, t.dtype, t.qparams.copy())
-            self.graph.ops.append(Op("hardtanh", [t], [out], attrs, name))
-            self.clamped[key] = out
-            self.clamped[(id(out), spec.qmin, spec.qmax)] = out
-            self.range_clamps.append("%s (%d..%d)" % (t.name, spec.qmin, spec.qmax))
-        return self.clamped[key]
+        """Activation ``t`` on ``spec``'s grid (a QUANTIZE of its float value when it is not)."""
+        return self.qdq.quantize(t, spec, name)
 
     # -- quantization of op outputs -----------------------------------------------------------
     def qspec(self, node, dtypes=QUANT_INT_DTYPES):
@@ -828,22 +785,10 @@ class _Walker(object):
         spec = None
         if quantizable and all(a.qparams is not None for a in acts):
             spec = self.folded_spec(node.output)
-        if spec is None:
-            ins = [self.as_float(a) for a in acts]
-            out = Tensor(name, None, "float32", None)
-        else:
-            ins = list(acts)
-            grid = spec
-            if kind in SAME_GRID and not spec.matches(acts[0]):
-                grid = None   # compute on the input's grid, then requantize below
-            out = Tensor(name, None, acts[0].dtype if grid is None else spec.dtype,
-                         (acts[0].qparams if grid is None else spec.qparams).copy())
-        self.graph.ops.append(Op(kind, ins + list(consts), [out], attrs, name))
-        self.node_of[id(out)] = node.output   # its quantize node, if any, takes over below
-        if spec is not None and not spec.matches(out):
-            out = self.quantize(out, spec, name + "/requantize")
-        self.values[node.output] = out
-        return out
+        out, seen = self.qdq.place(kind, name, acts, consts, attrs, spec)
+        self.node_of[id(out)] = node.output   # its quantize node, if any, takes over
+        self.values[node.output] = seen
+        return seen
 
 
 # ------------------------------------------------------------------------------- readers

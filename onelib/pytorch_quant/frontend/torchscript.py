@@ -18,7 +18,6 @@ import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
 from ..ir import Graph, Op, QParams, SourceRecord, Tensor
-from ..ops import registry
 
 # torch ScalarType codes used by aten::quantize_per_tensor
 _QDTYPE = {13: "uint8", 12: "int8", 14: "int32"}
@@ -34,7 +33,9 @@ def reader(*kinds):
     return deco
 
 
-def load_torchscript(path, options):
+def load_torchscript(path, options, services):
+    """A TorchScript archive -> (source-stage graph, SourceRecord). ``services``: a
+    ``frontend.FrontendServices`` (api.py makes it)."""
     from .ts_archive import inspect_archive
     import torch
     # one open file for the check and the load (an open file, not the name, also because torch's
@@ -46,10 +47,10 @@ def load_torchscript(path, options):
             module = torch.jit.load(f, map_location="cpu")
         except Exception as e:  # torch's own message says what is wrong with the archive
             raise ConversionError("%s: cannot load as TorchScript: %s" % (path, str(e).strip().splitlines()[0]))
-    return from_script_module(module, options, path)
+    return from_script_module(module, options, path, services)
 
 
-def from_script_module(module, options, source):
+def from_script_module(module, options, source, services):
     import torch
     module = module.eval()
     names = _qfunctional_names(module)
@@ -58,7 +59,7 @@ def from_script_module(module, options, source):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        found = _walk_unfrozen(module, options, source, names)
+        found = _walk_unfrozen(module, options, source, names, services)
     finally:
         torch.set_num_threads(threads)
     if found is not None:
@@ -67,7 +68,7 @@ def from_script_module(module, options, source):
         frozen = torch.jit.freeze(module)
     except Exception as e:
         raise ConversionError("%s: torch.jit.freeze failed (%s)" % (source, str(e).strip().splitlines()[0]))
-    walker = _Walker(source, options, names)
+    walker = _Walker(source, options, names, services)
     graph = walker.walk(frozen.graph)
     # kept in memory only, for the fidelity report: which TorchScript value each tensor is
     return graph, SourceRecord("torchscript", module=frozen, values=walker.origin)
@@ -95,7 +96,7 @@ class _InlinedModule(object):
         return self._module(*args)
 
 
-def _walk_unfrozen(module, options, source, names):
+def _walk_unfrozen(module, options, source, names, services):
     """The fast path: walk an inlined copy of forward and read the attributes (packed weights,
     qparam tensors) from the module itself. ``torch.jit.freeze`` costs about as much as loading
     the archive (it clones the module, repacking every weight). Returns None when the graph needs
@@ -117,7 +118,7 @@ def _walk_unfrozen(module, options, source, names):
             return None
         if node.kind() == "prim::GetAttr" and node.output().unique() not in objects:
             return None
-    walker = _Walker(source, options, names, objects)
+    walker = _Walker(source, options, names, services, objects)
     try:
         graph = walker.walk(g)
     except Exception:
@@ -213,8 +214,9 @@ def _qkey(node):
 
 
 class _Walker(object):
-    def __init__(self, source, options, qf_names, objects=None):
+    def __init__(self, source, options, qf_names, services, objects=None):
         self.source = source
+        self.services = services   # frontend.FrontendServices: shape inference, qparam rules
         self.objects = objects or {}   # GetAttr output -> module attribute (fast path: packed weights)
         self.options = options
         self.qf_names = qf_names
@@ -276,7 +278,7 @@ class _Walker(object):
             else:
                 raise ConversionError("%s: the model returns a non-tensor value" % self.source)
         self._fill_input_shapes()
-        registry.infer_shapes(self.graph)
+        self.services.infer_shapes(self.graph)
         return self.graph
 
     def _fill_input_shapes(self):
@@ -409,7 +411,7 @@ def _size(w, node):
     ins = _inputs(node)
     t = w.tensor(ins[0], node)
     if t.shape is None:
-        registry.infer_shapes(w.graph)
+        w.services.infer_shapes(w.graph)
     if t.shape is None:
         raise _Unsupported("size of a tensor whose shape is unknown: give --input_shapes")
     dim = w.const(ins[1]) if len(ins) > 1 else None
@@ -511,7 +513,7 @@ def _binary_scalar(w, node):
     w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node)],
            {"scalar": float(w.const(c)), "act": "relu" if kind.endswith("_relu") else None}, qparams=None)
     # the output qparams are derived by the op itself (see ops/elementwise.py)
-    registry.derive_qparams(w.graph.ops[-1])
+    w.services.derive_qparams(w.graph.ops[-1])
 
 
 @reader("quantized::cat", "aten::cat")
@@ -618,7 +620,7 @@ def _mean(w, node):
     dims = w.const(ins[1]) if len(ins) > 1 else None
     if not isinstance(dims, (list, tuple)):   # mean over every dim
         if x.shape is None:
-            registry.infer_shapes(w.graph)
+            w.services.infer_shapes(w.graph)
         if x.shape is None:
             raise _Unsupported("mean over all dims of a tensor whose rank is unknown")
         dims = list(range(len(x.shape)))
@@ -777,7 +779,7 @@ def _conv1d(w, node):
 
 def _known_shape(w, t):
     if t.shape is None:
-        registry.infer_shapes(w.graph)
+        w.services.infer_shapes(w.graph)
     if t.shape is None:
         raise _Unsupported("the input shape is unknown: give --input_shapes")
     return list(t.shape)
@@ -923,7 +925,7 @@ def _len(w, node):
     if node.kind() == "aten::dim":
         t = w.tensor(node.input(), node)
         if t.shape is None:
-            registry.infer_shapes(w.graph)
+            w.services.infer_shapes(w.graph)
         v = list(t.shape) if t.shape is not None else None
     if not isinstance(v, (list, tuple, str)):
         raise _Unsupported("length of a value that is not known before running")

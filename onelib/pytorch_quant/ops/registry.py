@@ -3,8 +3,6 @@
 Adding an op touches one place: a module under ``ops/`` that calls ``@shape("name")`` and
 ``@lowering("name")``. ``grep -rn '"conv2d"' onelib/`` finds everything about conv2d.
 """
-from ..errors import ConversionError
-
 SHAPES = {}      # source kind -> fn(op) -> output shape (tuple), given input shapes
 LOWERINGS = {}   # source kind -> fn(ctx, op): emit circle ops
 QPARAMS = {}     # source kind -> fn(op) -> QParams for ops whose output qparams follow from inputs
@@ -14,6 +12,10 @@ FLOAT_CAPABLE = {"conv2d", "linear", "hardtanh", "reshape", "flatten", "cat", "m
                  "adaptive_avg_pool2d", "adaptive_max_pool2d", "mean", "add", "mul", "sigmoid", "hardswish",
                  "hardsigmoid", "tanh", "leaky_relu", "elu", "softmax", "permute", "split", "gather",
                  "upsample", "constant_pad", "binary_const"}
+
+# source kinds whose circle kernels need the output on the input's grid (PyTorch's quantized kernels too)
+SAME_GRID = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "flatten", "reshape",
+             "hardtanh", "permute", "gather", "upsample"}
 
 
 def _register(table, kinds):
@@ -47,36 +49,3 @@ def _load_all():
     # importing the op modules fills the tables
     from . import conv, elementwise, pool, shape_ops  # noqa: F401
     from . import activation, conv_extra, layout, pad, resize  # noqa: F401
-
-
-def derive_qparams(op):
-    _load_all()
-    fn = QPARAMS.get(op.kind)
-    if fn is not None:
-        op.outputs[0].qparams = fn(op)
-
-
-def infer_shapes(graph):
-    """Fill every op output's shape from its inputs (in graph order). Unknown inputs stop early."""
-    _load_all()
-    for op in graph.ops:
-        if any(t is not None and t.shape is None for t in op.inputs):
-            return
-        if op.outputs[0].shape is not None and op.kind not in SHAPES:
-            continue
-        fn = SHAPES.get(op.kind)
-        if fn is None:
-            raise ConversionError("internal: no shape rule for %s" % op.kind)
-        try:
-            out = fn(op)
-        except ConversionError:
-            raise
-        except Exception as e:
-            raise ConversionError("%s: %s (%s): cannot infer the output shape from inputs %s: %s"
-                                  % (graph.source, op.name, op.kind,
-                                     [t.shape for t in op.inputs if t is not None], e))
-        if out and isinstance(out[0], (tuple, list)):   # multi-output ops (split) give one shape each
-            for t, s in zip(op.outputs, out):
-                t.shape = tuple(int(v) for v in s)
-        else:
-            op.outputs[0].shape = tuple(int(s) for s in out)
