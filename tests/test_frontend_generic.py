@@ -19,7 +19,7 @@ PT2_TABLE = {"aten.abs.default": ("abs", ("self",)), "aten.pow.Tensor_Scalar": (
 
 def _services(table):
     # "abs" and "pow" have no shape rule: shapes are not what is tested here
-    return FrontendServices(lambda graph: None, shapes.derive_qparams, table, qdq.QdqFolder)
+    return FrontendServices(lambda graph: None, shapes.derive_qparams, table)
 
 
 class _FloatIsland(torch.nn.Module):
@@ -73,7 +73,11 @@ def test_torchscript_without_the_table_entry_lists_the_op_as_unsupported():
 
 def test_pt2_reads_a_generic_op_in_a_float_region():
     ep = torch.export.export(_Decomposed(), (torch.randn(1, 3, 4, 4),))
-    graph, _ = pt2.load_exported_program(ep, ConvertOptions(), _services(PT2_TABLE))
+    graph, record = pt2.load_exported_program(ep, ConvertOptions(), _services(PT2_TABLE))
+    # as the program has it: abs reads the quantized input (its dequantized value)
+    assert _kinds(graph) == ["quantize", "abs", "pow", "quantize"]
+    assert graph.ops[1].inputs[0] is graph.ops[0].outputs[0] and graph.ops[1].outputs[0].qparams is None
+    qdq.fold_qdq(graph, record)
     assert _kinds(graph) == ["quantize", "dequantize", "abs", "pow", "quantize", "dequantize"]
     _check_island(graph)
     q = graph.ops[-2].outputs[0]

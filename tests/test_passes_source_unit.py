@@ -73,55 +73,119 @@ def test_derive_qparams_moves_the_zero_point_of_add_scalar_and_leaves_other_kind
     assert relu.outputs[0].qparams is None
 
 
-class _Spec(object):
-    """What the .pt2 reader hands the folder: a quantizer's dtype, grid and code range."""
-
-    def __init__(self, scale, zp, dtype="uint8", qmin=0, qmax=255):
-        self.dtype, self.qparams, self.qmin, self.qmax = dtype, QParams(np.float32(scale), zp), qmin, qmax
-
-    def matches(self, t):
-        return t.qparams is not None and t.dtype == self.dtype and self.qparams.same_as(t.qparams)
+def _q(name, scale=0.1, zp=3, dtype="uint8"):
+    return Tensor(name, None, dtype, QParams(np.float32(scale), zp))
 
 
-def _q(name, scale=0.1, zp=3):
-    return Tensor(name, None, "uint8", QParams(np.float32(scale), zp))
+def _grid(scale, zp, dtype="uint8", qmin=0, qmax=255):
+    return qdq.Grid(dtype, QParams(np.float32(scale), zp), qmin, qmax)
 
 
-def test_float_op_reads_one_shared_dequantize():
-    g = Graph()
-    f = qdq.QdqFolder(g)
-    a = _q("a")
-    out1, seen1 = f.place("sigmoid", "s1", [a], (), {}, None)
-    out2, seen2 = f.place("tanh", "s2", [a], (), {}, None)
-    assert [op.kind for op in g.ops] == ["dequantize", "sigmoid", "tanh"]
-    assert g.ops[0].outputs[0].name == "a/dequantize"
+def _quantize(x, scale, zp, dtype="uint8", qmin=0, qmax=255):
+    """The reader's quantize op (where PyTorch quantizes x)."""
+    q = _q(x.name + "/quantize", scale, zp, dtype)
+    return Op("quantize", [x], [q], {"quant_min": qmin, "quant_max": qmax}, q.name)
+
+
+def _op(kind, ins, name, attrs=None):
+    """A reader's op: reads its inputs as they are (a quantized one: its dequantized value), float output."""
+    return Op(kind, ins, [Tensor(name)], attrs or {}, name)
+
+
+def test_an_op_between_dequantize_and_quantize_is_quantized_on_the_quantizers_grid():
+    x = _q("x")
+    conv = _op("conv2d", [x, Tensor("w", (2, 3, 1, 1), "int8", QParams(np.float32(0.5), 0),
+                                    np.zeros((2, 3, 1, 1), np.int8)), None], "conv")
+    q = _quantize(conv.outputs[0], 0.2, 7)
+    g = Graph([x], [q.outputs[0]], [conv, q])
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops] == ["conv2d", "dequantize"]
+    out = g.ops[0].outputs[0]
+    assert out.name == "conv" and out.dtype == "uint8" and out.qparams.same_as(QParams(np.float32(0.2), 7))
+    assert g.ops[1].inputs[0] is out and g.outputs == [g.ops[1].outputs[0]]
+    assert g.ops[1].outputs[0].name == "conv/dequantize"
+
+
+def test_a_clamp_before_the_quantizer_folds_too():
+    x = _q("x")
+    add = _op("add", [x, x], "add", {"act": None})
+    relu = _op("hardtanh", [add.outputs[0]], "relu", {"min": 0.0, "max": float("inf")})
+    q = _quantize(relu.outputs[0], 0.2, 0)
+    g = Graph([x], [q.outputs[0]], [add, relu, q])
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops] == ["add", "hardtanh", "dequantize"]
+    assert all(op.outputs[0].qparams.same_as(QParams(np.float32(0.2), 0)) for op in g.ops[:2])
+
+
+def test_an_op_whose_output_is_not_quantized_everywhere_runs_in_float_on_one_shared_dequantize():
+    x = _q("x")
+    s1 = _op("sigmoid", [x], "s1")
+    s2 = _op("tanh", [x], "s2")
+    q = _quantize(s1.outputs[0], 1.0 / 256, 0)
+    g = Graph([x], [q.outputs[0], s1.outputs[0], s2.outputs[0]], [s1, s2, q])   # s1: also an output
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops] == ["dequantize", "sigmoid", "tanh", "quantize", "dequantize"]
     assert g.ops[1].inputs[0] is g.ops[2].inputs[0] is g.ops[0].outputs[0]
-    assert out1 is seen1 and out1.qparams is None and out1.dtype == "float32"
+    assert g.ops[0].outputs[0].name == "x/dequantize" and g.ops[3].outputs[0].name == "s1/quantize"
+    assert g.ops[1].outputs[0].qparams is None
 
 
-def test_quantized_op_takes_the_quantizers_grid():
-    g = Graph()
-    out, seen = qdq.QdqFolder(g).place("add", "add", [_q("a"), _q("b")], (), {"act": None}, _Spec(0.2, 7))
-    assert [op.kind for op in g.ops] == ["add"] and out is seen
-    assert out.dtype == "uint8" and out.qparams.same_as(QParams(np.float32(0.2), 7))
+def test_different_grids_downstream_keep_the_op_in_float():
+    x = _q("x")
+    s = _op("sigmoid", [x], "s")
+    g = Graph([x], [], [s, _quantize(s.outputs[0], 0.1, 0), _quantize(s.outputs[0], 0.2, 0)])
+    g.outputs = [g.ops[1].outputs[0], g.ops[2].outputs[0]]
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops][:2] == ["dequantize", "sigmoid"]
 
 
 def test_same_grid_op_computes_on_its_input_grid_then_requantizes():
-    g = Graph()
-    a = _q("a")
-    out, seen = qdq.QdqFolder(g).place("max_pool2d", "pool", [a], (), {}, _Spec(0.2, 7))
-    assert [op.kind for op in g.ops] == ["max_pool2d", "dequantize", "quantize"]
-    assert out.qparams.same_as(a.qparams)
-    assert seen.name == "pool/requantize" and seen.qparams.same_as(QParams(np.float32(0.2), 7))
+    x = _q("x")
+    pool = _op("max_pool2d", [x], "pool")
+    q = _quantize(pool.outputs[0], 0.2, 7)
+    g = Graph([x], [q.outputs[0]], [pool, q])
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops] == ["max_pool2d", "dequantize", "quantize", "dequantize"]
+    assert g.ops[0].outputs[0].qparams.same_as(x.qparams)
+    assert g.ops[2].outputs[0].name == "pool/requantize"
+    assert g.ops[2].outputs[0].qparams.same_as(QParams(np.float32(0.2), 7))
+
+
+def test_the_readers_explicit_dequantize_is_shared_and_a_view_keeps_its_grid():
+    x = _q("x")
+    d = Op("dequantize", [x], [Tensor("x/dequantize")], {}, "x/dequantize")
+    bc = _op("binary_const", [d.outputs[0], Tensor("c", (), "float32", None, np.float32(2))], "mul",
+             {"op": "mul", "reverse": False})
+    view = Op("reshape", [x], [_q("r")], {"shape": [-1]}, "r")
+    v2 = _op("sigmoid", [view.outputs[0]], "s")
+    g = Graph([x], [bc.outputs[0], v2.outputs[0]], [d, bc, view, v2])
+    qdq.fold_qdq(g)
+    assert [op.kind for op in g.ops] == ["dequantize", "binary_const", "reshape", "dequantize", "sigmoid"]
+    assert g.ops[1].inputs[0] is g.ops[0].outputs[0] and g.ops[2].outputs[0].qparams is not None
+
+
+def test_the_record_follows_the_quantize_outputs_and_names_dequantize_ops():
+    from onelib.pytorch_quant.ir import SourceRecord
+    x = _q("x")
+    conv = _op("hardtanh", [x], "relu", {"min": 0.0, "max": 6.0})
+    q = _quantize(conv.outputs[0], 0.1, 3)
+    g = Graph([x], [q.outputs[0]], [conv, q])
+    rec = SourceRecord("pt2", nodes={id(x): "x_q", id(conv.outputs[0]): "relu",
+                                     id(q.outputs[0]): "quantize_1"},
+                       dequantized=[(q.outputs[0], "dequantize_1")])
+    qdq.fold_qdq(g, rec)
+    out, f = g.ops[0].outputs[0], g.outputs[0]
+    assert rec.nodes[id(out)] == "quantize_1" and rec.nodes[id(f)] == "dequantize_1"
+    assert id(q.outputs[0]) not in rec.nodes and rec.dequantized == []
 
 
 def test_a_narrow_quantizer_range_is_clamped_on_the_grid_once_and_noted():
     g = Graph()
     f = qdq.QdqFolder(g)
-    spec = _Spec(0.5, 0, qmin=0, qmax=127)   # x86 reduce_range
+    grid = _grid(0.5, 0, qmin=0, qmax=127)   # x86 reduce_range
     x = Tensor("x", (1, 3))
-    q1 = f.quantize(x, spec, "x/quantize")
-    q2 = f.quantize(q1, spec, "again")
+    q1 = f.quantize(x, grid, "x/quantize")
+    q2 = f.quantize(q1, grid, "again")
     assert q1 is q2 and [op.kind for op in g.ops] == ["quantize", "hardtanh"]
     assert g.ops[1].attrs == {"min": float("-inf"), "max": 63.5}
     f.finish()
@@ -131,6 +195,6 @@ def test_a_narrow_quantizer_range_is_clamped_on_the_grid_once_and_noted():
 def test_a_full_quantizer_range_needs_no_clamp():
     g = Graph()
     f = qdq.QdqFolder(g)
-    f.quantize(Tensor("x", (1, 3)), _Spec(0.5, 0, "int8", -127, 127), "x/quantize")
+    f.quantize(Tensor("x", (1, 3)), _grid(0.5, 0, "int8", -127, 127), "x/quantize")
     f.finish()
     assert [op.kind for op in g.ops] == ["quantize"] and not g.notes

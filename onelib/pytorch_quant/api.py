@@ -103,10 +103,19 @@ def frontend_services(frontend):
     nothing from ops/ or passes/ (shape rules, qparam rules, generic reading table, Q/DQ folding)."""
     from .frontend import FrontendServices
     from .ops import registry
-    from .passes import qdq, shapes
+    from .passes import shapes
     # registry.generic_reads: {PyTorch name: (kind, argument names)} of the kinds read generically
     reads = registry.generic_reads(frontend) if hasattr(registry, "generic_reads") else {}
-    return FrontendServices(shapes.infer_shapes, shapes.derive_qparams, reads, qdq.QdqFolder)
+    return FrontendServices(shapes.infer_shapes, shapes.derive_qparams, reads)
+
+
+def _read_pt2(load, *args):
+    """The .pt2 reader writes the program as it is; Q/DQ folding and shapes are passes."""
+    from .passes import qdq, shapes
+    graph, record = load(*args)
+    qdq.fold_qdq(graph, record)
+    shapes.infer_shapes(graph)
+    return graph, record
 
 
 def load_source_graph(source, options):
@@ -116,13 +125,13 @@ def load_source_graph(source, options):
         fmt = detect_format(path)
         if fmt == "pt2":
             from .frontend import pt2
-            return pt2.load_pt2(path, options, frontend_services("pt2"))
+            return _read_pt2(pt2.load_pt2, path, options, frontend_services("pt2"))
         from .frontend import torchscript
         return torchscript.load_torchscript(path, options, frontend_services("torchscript"))
     kind = type(source).__name__
     if kind == "ExportedProgram":
         from .frontend import pt2
-        return pt2.load_exported_program(source, options, frontend_services("pt2"))
+        return _read_pt2(pt2.load_exported_program, source, options, frontend_services("pt2"))
     if kind in ("ScriptModule", "RecursiveScriptModule", "TopLevelTracedModule", "TracedModule"):
         from .frontend import torchscript
         return torchscript.from_script_module(source, options, "<ScriptModule>", frontend_services("torchscript"))

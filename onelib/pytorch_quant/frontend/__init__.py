@@ -10,13 +10,11 @@ class FrontendServices(object):
     derive_qparams(op):   give an op the output qparams its kind derives from its inputs
     generic_reads:        {PyTorch name: (IR kind, argument names)}: nodes read without a reader of
                           their own (tensor arguments -> inputs, constants -> attrs by those names)
-    qdq(graph):           the .pt2 reader's Q/DQ folder (passes/qdq.py ``QdqFolder``)
     """
 
-    __slots__ = ("infer_shapes", "derive_qparams", "generic_reads", "qdq")
+    __slots__ = ("infer_shapes", "derive_qparams", "generic_reads")
 
-    def __init__(self, infer_shapes, derive_qparams, generic_reads=None, qdq=None):
+    def __init__(self, infer_shapes, derive_qparams, generic_reads=None):
         self.infer_shapes = infer_shapes
         self.derive_qparams = derive_qparams
         self.generic_reads = dict(generic_reads or {})
-        self.qdq = qdq

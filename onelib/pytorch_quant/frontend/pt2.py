@@ -40,11 +40,12 @@ How the archive is read: with ``zipfile``, ``json`` and ``numpy`` only. torch is
 How the graph is read: a PT2E graph is a float graph with ``quantize_per_tensor`` /
 ``dequantize_per_tensor`` pairs on the activations and ``dequantize_per_channel`` on integer
 weights. Each aten op maps to one reader function (pt2_ops.py, pt2_ops_layout.py; the walker is
-pt2_walk.py) that emits one source op (see ``ops/__init__.py``). An op is emitted quantized when all its activation inputs come from a
-dequantize and every reader of its output quantizes it the same way (directly, or after a
-relu/hardtanh/clamp, which commutes with quantization); it takes that quantizer's qparams.
-Every other op runs in float, as it does in PyTorch: a quantized value feeding it goes through a
-``dequantize`` op, and a ``quantize`` op is emitted where PyTorch quantizes a float value.
+pt2_walk.py) that emits one source op (see ``ops/__init__.py``), as the program has it: an op
+reading a dequantized value reads the quantized tensor, and a ``quantize`` op stands where
+PyTorch quantizes. The source pass ``passes.qdq.fold_qdq`` (api.py runs it next) then quantizes
+an op when all its activation inputs are quantized and every reader of its output quantizes it
+the same way (directly, or after a relu/hardtanh/clamp, which commutes with quantization); every
+other op runs in float, as it does in PyTorch.
 """
 import os
 

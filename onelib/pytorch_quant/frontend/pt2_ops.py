@@ -3,7 +3,7 @@ arithmetic, cat and pooling (one ``@reader`` per PyTorch op target)."""
 import numpy as np
 
 from ..errors import ConversionError
-from ..ir import QUANT_INT_DTYPES, QParams, Tensor
+from ..ir import QUANT_INT_DTYPES, Op, QParams, Tensor
 from .pt2_graph import _Dtype, _op_name
 from .pt2_walk import QUANTIZE_PER_TENSOR, _QInts, _QSpec, _Unsupported, _sizes, reader
 
@@ -19,9 +19,11 @@ def _quantize_per_tensor(w, node):
         return
     if not isinstance(v, Tensor):
         raise _Unsupported("input is not a tensor")
-    # PT2E: the op's output was already given this grid (emit); else quantize the float value
-    w.values[node.output] = w.quantize(v, spec, v.name + "/quantize")
-    w.node_of[id(w.values[node.output])] = node.output   # these integers are this node's output
+    # where PyTorch quantizes: passes/qdq.py folds it into the op before it when it can
+    q = Tensor(v.name + "/quantize", None, spec.dtype, spec.qparams.copy())
+    w.graph.ops.append(Op("quantize", [v], [q], {"quant_min": spec.qmin, "quant_max": spec.qmax}, q.name))
+    w.values[node.output] = q
+    w.node_of[id(q)] = node.output   # these integers are this node's output
 
 
 @reader(QD + "quantize_per_channel.default")
@@ -100,7 +102,7 @@ def _dequantize_per_tensor(w, node):
         raise ConversionError("%s: %s reads '%s' as %s %r, but it holds %s %r"
                               % (w.source, node.name, v.name, spec.dtype, spec.qparams, v.dtype, v.qparams))
     w.values[node.output] = v   # the same integers; readers decide float or quantized
-    w.dq_node.setdefault(id(v), node.output)
+    w.dequantized.append((v, node.output))
 
 
 @reader(QD + "dequantize_per_channel.default")

@@ -1,16 +1,16 @@
 """The .pt2 walker: one pass over the program's nodes, each handed to the reader registered for
 its target (``@reader``; the readers are in pt2_ops.py and pt2_ops_layout.py) or, for a target in
 the generic table api.py gives (``FrontendServices.generic_reads``), read without a reader of its
-own. Where quantize/dequantize ops land is decided by the Q/DQ folder api.py gives
-(``FrontendServices.qdq``, passes/qdq.py); the walker tells it which grid PyTorch quantizes each
-value to (``folded_spec``).
+own. The walker writes the program as it is (an op reading a quantized tensor reads its
+dequantized value; a ``quantize`` op where PyTorch quantizes); where quantize/dequantize ops land
+in the end is decided by a source pass, passes/qdq.py ``fold_qdq``, which api.py runs next.
 """
 import math
 
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedOpsError
-from ..ir import QUANT_INT_DTYPES, Graph, QParams, SourceRecord, Tensor
+from ..ir import QUANT_INT_DTYPES, Graph, Op, QParams, SourceRecord, Tensor
 from .pt2_graph import _Dtype, _Node, _Opaque, _Ref, _Sym, _decode, _op_name
 from .pt2_store import SCALAR_TYPES, _check_given_shape, _static_int
 
@@ -36,9 +36,6 @@ IDENTITY = {"aten.clone.default", "aten.contiguous.default", "aten.alias.default
             "aten.detach.default", "aten.detach_.default", "aten.lift_fresh_copy.default",
             "aten.dropout.default", "aten.dropout_.default", "aten.feature_dropout.default",
             "aten.alpha_dropout.default"}
-# clamps commute with a quantizer: q(clamp(v)) == clamp(q(v)) on the quantizer's grid
-CLAMPS = {"aten.relu.default", "aten.relu_.default", "aten.relu6.default", "aten.hardtanh.default",
-          "aten.hardtanh_.default", "aten.clamp.default", "aten.clamp_.default"}
 QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
@@ -55,10 +52,6 @@ class _QSpec(object):
 
     def __init__(self, dtype, qparams, qmin, qmax):
         self.dtype, self.qparams, self.qmin, self.qmax = dtype, qparams, int(qmin), int(qmax)
-
-    def same(self, other):
-        return other is not None and self.dtype == other.dtype and self.qparams.same_as(other.qparams) \
-            and self.qmin == other.qmin and self.qmax == other.qmax
 
     def matches(self, t):
         """True when tensor ``t`` already holds integers on this grid."""
@@ -93,15 +86,13 @@ class _Walker(object):
         self.values = {}       # model.json tensor name -> Tensor | _QInts | None (unconvertible)
         self.lazy = {}         # placeholder name -> state-dict / constant name, read on first use
         self.unsupported = []  # (name, reason)
-        # where quantize/dequantize ops land (passes/qdq.py): shared dequantize ops, requantization
-        self.qdq = services.qdq(self.graph)
         self.alias = {}        # output of an identity op -> its input
         self.users = {}        # value name -> [node or _OUTPUT]
         self.outputs = []      # names of the user outputs
         # for the fidelity report only (SourceRecord.nodes): id(Tensor) -> name of the graph node
         # whose value it holds (a quantize node for integer codes, else the float node)
         self.node_of = {}
-        self.dq_node = {}      # id(quantized Tensor) -> a dequantize node reading its integers
+        self.dequantized = []  # (quantized Tensor, a dequantize node reading its integers)
 
     # -- setup -------------------------------------------------------------------------------
     def _read_signature(self):
@@ -208,16 +199,9 @@ class _Walker(object):
             v = self.values.get(self.resolve(name))
             if not isinstance(v, Tensor) or v.is_const:
                 raise ConversionError("%s: output '%s' is not computed from the inputs" % (self.source, name))
-            self.graph.outputs.append(self.as_float(v))
-        self.graph.prune()
-        self.qdq.finish()
-        self.services.infer_shapes(self.graph)
-        for key, f in self.qdq.float_of.items():   # a dequantize: PyTorch's dequantize node, if any
-            node = self.dq_node.get(key) or self.node_of.get(key)
-            if node is not None:
-                self.node_of[id(f)] = node
+            self.graph.outputs.append(v)
         # in memory only, for the fidelity report; the conversion never reads it
-        return self.graph, SourceRecord("pt2", nodes=self.node_of)
+        return self.graph, SourceRecord("pt2", nodes=self.node_of, dequantized=self.dequantized)
 
     def visit(self, node):
         if _is_check(node.target) or node.output in self.alias:
@@ -295,13 +279,14 @@ class _Walker(object):
             return Tensor(name, data.shape, "float32", None, data)
         return Tensor(name, v.shape, v.dtype, v.qparams, v.data)
 
-    def as_float(self, t):
-        """The float value of activation ``t``: itself, or one shared ``dequantize`` op."""
-        return self.qdq.as_float(t)
-
-    def quantize(self, t, spec, name):
-        """Activation ``t`` on ``spec``'s grid (a QUANTIZE of its float value when it is not)."""
-        return self.qdq.quantize(t, spec, name)
+    def float_input(self, t):
+        """An explicit ``dequantize`` of activation ``t`` (itself when it is float): PyTorch
+        computes the op reading it in float whatever follows (passes/qdq.py shares these)."""
+        if t.qparams is None:
+            return t
+        f = Tensor(t.name + "/dequantize", None, "float32", None)
+        self.graph.ops.append(Op("dequantize", [t], [f], {}, f.name))
+        return f
 
     # -- quantization of op outputs -----------------------------------------------------------
     def qspec(self, node, dtypes=QUANT_INT_DTYPES):
@@ -330,37 +315,19 @@ class _Walker(object):
             raise _Unsupported("%s is not a constant" % key)
         return kind(v)
 
-    def folded_spec(self, name):
-        """The grid every reader of float value ``name`` quantizes it to, or None.
-
-        Readers must all be per-tensor quantize ops with one spec, or a single clamp whose own
-        output folds (conv -> relu -> quantize is one quantized conv, as PT2E annotates it)."""
-        users = self.users.get(name, [])
-        if not users or any(u is _OUTPUT for u in users):
-            return None
-        if all(u.target in QUANTIZE_PER_TENSOR for u in users):
-            try:
-                specs = [self.qspec(u) for u in users]
-            except _Unsupported:
-                return None
-            return specs[0] if all(specs[0].same(s) for s in specs[1:]) else None
-        u = users[0]
-        if len(users) == 1 and u.target in CLAMPS and u.output and \
-                isinstance(u.args.get("self"), _Ref) and self.resolve(u.args["self"].name) == name:
-            return self.folded_spec(u.output)
-        return None
-
     def emit(self, kind, node, acts, consts=(), attrs=None, quantizable=True, name=None):
-        """Add source op ``kind``; quantized when every activation input is quantized and the
-        output folds into a quantizer, else in float with dequantized inputs."""
+        """Add source op ``kind`` reading activations ``acts`` (a quantized one: its dequantized
+        value) then ``consts``, with a float output; ``quantizable=False``: PyTorch computes it on
+        dequantized values whatever follows (float weights, arithmetic with a constant).
+        passes/qdq.py ``fold_qdq`` then quantizes it where PyTorch quantizes its output."""
         name = name or _op_name(node)
-        spec = None
-        if quantizable and all(a.qparams is not None for a in acts):
-            spec = self.folded_spec(node.output)
-        out, seen = self.qdq.place(kind, name, acts, consts, attrs, spec)
+        if not quantizable:
+            acts = [self.float_input(a) for a in acts]
+        out = Tensor(name, None, "float32", None)
+        self.graph.ops.append(Op(kind, list(acts) + list(consts), [out], attrs, name))
         self.node_of[id(out)] = node.output   # its quantize node, if any, takes over
-        self.values[node.output] = seen
-        return seen
+        self.values[node.output] = out
+        return out
 
 
 def _sizes(w, ref, what):
