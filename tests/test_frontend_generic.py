@@ -92,3 +92,24 @@ def test_pt2_without_the_table_entry_lists_the_op_as_unsupported():
         torch.export.save(ep, path)
         with pytest.raises(UnsupportedOpsError, match="aten.abs.default"):
             pt2.load_pt2(path, ConvertOptions(), _services({}))
+
+
+class _QuantizedAbs(torch.nn.Module):
+    """abs between dequantize and quantize: PT2E's form of an op it quantized."""
+
+    def forward(self, x):
+        qd = torch.ops.quantized_decomposed
+        q = qd.quantize_per_tensor(x, 0.1, 3, -128, 127, torch.int8)
+        y = torch.abs(qd.dequantize_per_tensor(q, 0.1, 3, -128, 127, torch.int8))
+        q2 = qd.quantize_per_tensor(y, 0.05, -128, -128, 127, torch.int8)
+        return qd.dequantize_per_tensor(q2, 0.05, -128, -128, 127, torch.int8)
+
+
+def test_pt2_generic_op_is_quantized_where_pytorch_quantizes_it():
+    ep = torch.export.export(_QuantizedAbs(), (torch.randn(1, 3, 4, 4),))
+    graph, record = pt2.load_exported_program(ep, ConvertOptions(), _services(PT2_TABLE))
+    qdq.fold_qdq(graph, record)
+    assert _kinds(graph) == ["quantize", "abs", "dequantize"]
+    out = graph.ops[1].outputs[0]
+    assert out.dtype == "int8" and float(out.qparams.scale[0]) == pytest.approx(0.05)
+    assert int(out.qparams.zero_point[0]) == -128

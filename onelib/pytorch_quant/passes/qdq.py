@@ -62,17 +62,18 @@ def fold_qdq(graph, record=None):
         return t
 
     def folded_grid(t):
-        """The grid every reader of ``t`` quantizes it to, or None."""
-        readers = users.get(id(t), [])
-        if not readers or id(t) in outputs:
-            return None
-        if all(_is_reader_quantize(u) for u in readers):
-            grids = [Grid.of(u) for u in readers]
-            return grids[0] if all(grids[0].same(g) for g in grids[1:]) else None
-        u = readers[0]
-        if len(readers) == 1 and u.kind == "hardtanh" and u.inputs[0] is t:
-            return folded_grid(u.outputs[0])
-        return None
+        """The grid every reader of ``t`` quantizes it to (through a chain of single clamps), or None."""
+        while True:
+            readers = users.get(id(t), [])
+            if not readers or id(t) in outputs:
+                return None
+            if all(_is_reader_quantize(u) for u in readers):
+                grids = [Grid.of(u) for u in readers]
+                return grids[0] if all(grids[0].same(g) for g in grids[1:]) else None
+            u = readers[0]
+            if not (len(readers) == 1 and u.kind == "hardtanh" and u.inputs[0] is t):
+                return None
+            t = u.outputs[0]
 
     for op in literal:
         ins = [resolve(t) for t in op.inputs]
