@@ -100,7 +100,7 @@ def detect_format(path):
 
 def frontend_services(frontend):
     """What ``frontend`` ("torchscript" or "pt2") may call while reading: the frontends import
-    nothing from ops/ or passes/ (shape rules, qparam rules, generic reading table, Q/DQ folding)."""
+    nothing from ops/ or passes/ (shape rules, qparam rules, the generic reading table)."""
     from .frontend import FrontendServices
     from .ops import registry
     from .passes import shapes
