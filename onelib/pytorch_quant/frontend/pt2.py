@@ -52,7 +52,7 @@ import os
 from ..errors import ConversionError
 from . import pt2_ops, pt2_ops_layout  # noqa: F401  (importing the readers registers them)
 from .pt2_store import _Archive
-from .pt2_walk import _Walker, _first_line
+from .pt2_walk import READERS, _Walker, _first_line  # noqa: F401  (READERS: aten target -> reader)
 
 
 def load_pt2(path, options, services):
