@@ -111,8 +111,6 @@ def test_op_modules_import_neither_registry_nor_lower():
         assert not bad, "%s imports %s" % (m, sorted(bad))
 
 
-@pytest.mark.xfail(strict=False, reason="helper B: the frontends still call ops/ (shape inference) until "
-                                        "their branch is merged")
 def test_frontends_import_nothing_from_ops_or_passes():
     g = import_graph()
     bad = dict((m, sorted(t for t in g[m] if t.startswith(("onelib.pytorch_quant.ops", "onelib.pytorch_quant.passes"))))

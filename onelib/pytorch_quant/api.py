@@ -49,6 +49,26 @@ def detect_format(path):
     raise ConversionError("%s: unknown archive layout" % path)
 
 
+def frontend_services(frontend):
+    """What ``frontend`` ("torchscript" or "pt2") may call while reading: the frontends import
+    nothing from ops/ or passes/ (shape rules, qparam rules, the generic reading table)."""
+    from .frontend import FrontendServices
+    from .ops import registry
+    from .passes import shapes
+    # registry.generic_reads: {PyTorch name: (kind, argument names)} of the kinds read generically
+    reads = registry.generic_reads(frontend)
+    return FrontendServices(shapes.infer_shapes, shapes.derive_qparams, reads)
+
+
+def _read_pt2(load, *args):
+    """The .pt2 reader writes the program as it is; Q/DQ folding and shapes are passes."""
+    from .passes import qdq, shapes
+    graph, record = load(*args)
+    qdq.fold_qdq(graph, record)
+    shapes.infer_shapes(graph)
+    return graph, record
+
+
 def load_source_graph(source, options):
     """Any accepted input -> (source-stage IR graph, ir.SourceRecord)."""
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
@@ -56,16 +76,16 @@ def load_source_graph(source, options):
         fmt = detect_format(path)
         if fmt == "pt2":
             from .frontend import pt2
-            return pt2.load_pt2(path, options)
+            return _read_pt2(pt2.load_pt2, path, options, frontend_services("pt2"))
         from .frontend import torchscript
-        return torchscript.load_torchscript(path, options)
+        return torchscript.load_torchscript(path, options, frontend_services("torchscript"))
     kind = type(source).__name__
     if kind == "ExportedProgram":
         from .frontend import pt2
-        return pt2.load_exported_program(source, options)
+        return _read_pt2(pt2.load_exported_program, source, options, frontend_services("pt2"))
     if kind in ("ScriptModule", "RecursiveScriptModule", "TopLevelTracedModule", "TracedModule"):
         from .frontend import torchscript
-        return torchscript.from_script_module(source, options, "<ScriptModule>")
+        return torchscript.from_script_module(source, options, "<ScriptModule>", frontend_services("torchscript"))
     raise ConversionError("cannot convert a %s: give a TorchScript file, a .pt2 file, a "
                           "torch.jit.ScriptModule or an ExportedProgram" % kind)
 

@@ -161,13 +161,16 @@ class SourceRecord(object):
 
     The conversion never reads it. ``form`` is "torchscript" or "pt2".
     TorchScript: ``module`` (a callable running the graph the frontend read) and ``values``
-    (id(source tensor) -> torch._C.Value). .pt2: ``nodes`` (id(source tensor) -> FX node name).
+    (id(source tensor) -> torch._C.Value). .pt2: ``nodes`` (id(source tensor) -> FX node name);
+    ``dequantized`` ([(quantized tensor, FX dequantize node reading it)]) is what the .pt2 reader
+    leaves for passes/qdq.py, which folds it into ``nodes``.
     """
 
-    __slots__ = ("form", "module", "values", "nodes")
+    __slots__ = ("form", "module", "values", "nodes", "dequantized")
 
-    def __init__(self, form, module=None, values=None, nodes=None):
+    def __init__(self, form, module=None, values=None, nodes=None, dequantized=None):
         self.form = form
         self.module = module
         self.values = values if values is not None else {}
         self.nodes = nodes if nodes is not None else {}
+        self.dequantized = dequantized if dequantized is not None else []

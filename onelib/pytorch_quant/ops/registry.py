@@ -25,7 +25,6 @@ nothing from ``ops/``: api.py hands them this table.
 Import graph (acyclic): declare.py, ctx.py, quant.py <- op modules <- registry.py <- lower.py,
 table.py; no op module imports registry.py or lower.py.
 """
-from ..errors import ConversionError
 from . import activation, conv, conv_extra, elementwise, layout, pad, pool, resize, shape_ops
 from .declare import FRONTENDS, DECLARED
 
@@ -73,38 +72,3 @@ def generic_reads(frontend):
                 assert name not in out, "%s is read generically as both %s and %s" % (name, out[name][0], k)
                 out[name] = (k, tuple(d.args[frontend]))
     return out
-
-
-def _load_all():
-    """Kept for callers of the old lazy registry: the tables are filled when this module loads."""
-
-
-def derive_qparams(op):
-    fn = QPARAMS.get(op.kind)
-    if fn is not None:
-        op.outputs[0].qparams = fn(op)
-
-
-def infer_shapes(graph):
-    """Fill every op output's shape from its inputs (in graph order). Unknown inputs stop early."""
-    for op in graph.ops:
-        if any(t is not None and t.shape is None for t in op.inputs):
-            return
-        if op.outputs[0].shape is not None and op.kind not in SHAPES:
-            continue
-        fn = SHAPES.get(op.kind)
-        if fn is None:
-            raise ConversionError("internal: no shape rule for %s" % op.kind)
-        try:
-            out = fn(op)
-        except ConversionError:
-            raise
-        except Exception as e:
-            raise ConversionError("%s: %s (%s): cannot infer the output shape from inputs %s: %s"
-                                  % (graph.source, op.name, op.kind,
-                                     [t.shape for t in op.inputs if t is not None], e))
-        if out and isinstance(out[0], (tuple, list)):   # multi-output ops (split) give one shape each
-            for t, s in zip(op.outputs, out):
-                t.shape = tuple(int(v) for v in s)
-        else:
-            op.outputs[0].shape = tuple(int(s) for s in out)
