@@ -95,14 +95,16 @@ def _integer_quantize(op):
 
 INT16_KERNELS = Hazard(
     "int16_kernels", (ONERT,), "any op with an int16 activation", "refused: onert has no int16 kernels",
-    "docs/circle-runtimes.md", _int16_activation,
+    "docs/circle-runtimes.md defect 6: int16 CONV_2D 'OperationValidator failed', int16 inputs refused",
+    _int16_activation,
     {"runtimes": "%(op)s (%(kind)s): onert has no int16 kernels"})
 
 PER_CHANNEL_FC = Hazard(
     "onert_per_channel_fc", (ONERT, LUCI_INTERPRETER),
     "FULLY_CONNECTED whose weights have more than one (scale, zero point)",
     "silently wrong: channel 0's scale and zero point are used for every channel",
-    "docs/circle-runtimes.md; tests/test_digits.py", _per_channel_fc,
+    "docs/circle-runtimes.md defects 3-4 (uint8: up to 60 LSB; hybrid float input alike); "
+    "tests/test_digits.py", _per_channel_fc,
     {"runtimes": "%(op)s: onert uses channel 0's scale for a per-channel uint8 FULLY_CONNECTED",
      "profile": "per-channel uint8 FULLY_CONNECTED: onert and luci-interpreter use channel 0's scale",
      "verify": "FULLY_CONNECTED weights have %(scales)d scales; onert uses channel 0's scale and "
@@ -110,7 +112,8 @@ PER_CHANNEL_FC = Hazard(
 
 INT8_FC = Hazard(
     "int8_fc", (ONERT,), "FULLY_CONNECTED with quantized int8 weights",
-    "refused: onert has no int8 FULLY_CONNECTED", "docs/circle-runtimes.md", _int8_fc,
+    "refused: onert has no int8 FULLY_CONNECTED",
+    "docs/circle-runtimes.md defect 6: 'FullyConnected: unsupported data type'", _int8_fc,
     {"runtimes": "%(op)s: onert has no int8 FULLY_CONNECTED"})
 
 MIXED_WEIGHT_DTYPE = Hazard(
@@ -118,7 +121,8 @@ MIXED_WEIGHT_DTYPE = Hazard(
     "CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED or TRANSPOSE_CONV with uint8 activations and int8 "
     "weights (PyTorch's fbgemm layout left unshifted)",
     "silently wrong: onert reads the int8 bytes as uint8 (and luci rejects the model)",
-    "docs/circle-runtimes.md", _mixed_weight,
+    "docs/circle-runtimes.md defect 2: FC up to 240 LSB, CONV_2D / DEPTHWISE_CONV_2D up to 238",
+    _mixed_weight,
     {"runtimes": "%(op)s: onert reads int8 weights beside uint8 activations as uint8",
      "verify": "INT8 weights with UINT8 activations: luci rejects it and onert reads the "
                "bytes as uint8 (silently wrong); shift to uint8 exactly (value + 128, "
@@ -126,38 +130,44 @@ MIXED_WEIGHT_DTYPE = Hazard(
 
 QUANTIZE_TO_INT8 = Hazard(
     "quantize_to_int8", (ONERT,), "QUANTIZE with an int8 output",
-    "silently wrong: the result is clamped to [0, 255] and wraps", "docs/circle-runtimes.md",
-    _quantize_to_int8,
+    "silently wrong: the result is clamped to [0, 255] and wraps",
+    "docs/circle-runtimes.md defect 5: up to 252 LSB", _quantize_to_int8,
     {"runtimes": "%(op)s: onert's QUANTIZE to int8 clamps to [0, 255] and wraps"})
 
 STANDALONE_RELU = Hazard(
     "onert_standalone_relu", (ONERT,), "RELU, RELU6 or RELU_N1_TO_1 on a quantized integer tensor",
     "refused: no kernel ('unsupported data type'); fuse it into the producer",
-    "docs/circle-runtimes.md", _standalone_relu,
+    "docs/circle-runtimes.md defect 6: 'ElementwiseActivationLayer(ReLU): unsupported data type'",
+    _standalone_relu,
     {"runtimes": "%(op)s: onert has no standalone quantized %(kind)s",
      "verify": "standalone %(kind)s on %(dtype)s: onert has no kernel for it ('unsupported data type'); "
                "fuse it into the producer's fused_activation_function"})
 
 SLICE_5D = Hazard(
     "slice_5d", (ONERT,), "SLICE of a 5-D tensor",
-    "silently wrong (measured: 124 LSB, TICO exact)", "tests/sweep.py (5-D slice cases)", _slice_5d,
+    "silently wrong (measured: 124 LSB, TICO exact)", "the op sweep's 5-D SLICE cases (tests/sweep.py)",
+    _slice_5d,
     {"runtimes": "%(op)s: onert computes a 5-D SLICE wrongly (measured: 124 LSB, TICO exact)"})
 
 QUANTIZED_HARD_SWISH = Hazard(
     "quantized_hard_swish", (ONERT, LUCI_INTERPRETER), "HARD_SWISH with a quantized output",
-    "refused by onert; luci-interpreter runs it in float only", "docs/circle-runtimes.md",
+    "refused by onert; luci-interpreter runs it in float only",
+    "tests/test_profiles.py (the onert profile computes it in float between DEQUANTIZE and QUANTIZE)",
     _quantized_out("HARD_SWISH"),
     {"profile": "quantized HARD_SWISH: onert has none, luci-interpreter runs it in float only"})
 
 UINT8_MUL = Hazard(
     "uint8_mul", (LUCI_INTERPRETER,), "MUL with a quantized output",
     "refused: luci-interpreter has no uint8 MUL ('luci-intp Mul Unsupported type')",
-    "docs/circle-runtimes.md", _quantized_out("MUL"),
+    "passes/profiles.py FLOAT_ONLY_IN_LUCI_INTERPRETER (luci-interpreter's own message); "
+    "tests/test_profiles.py", _quantized_out("MUL"),
     {"profile": "uint8 MUL: luci-interpreter has no uint8 MUL"})
 
 INTEGER_QUANTIZE = Hazard(
     "integer_quantize", (ONERT,), "QUANTIZE from a quantized input (a requantize)",
-    "refused: onert quantizes only from float", "docs/circle-runtimes.md", _integer_quantize,
+    "refused: onert quantizes only from float",
+    "stated with the luci profile's warnings when they were written; no measurement recorded here",
+    _integer_quantize,
     {"profile": "integer-to-integer QUANTIZE: onert quantizes only from float"})
 
 # what each user checks, in the order it checks them
