@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import qmodels as Q
-from onelib.pytorch_quant import api, runtimes
+from onelib.pytorch_quant import api, hazards, runtimes
 from onelib.pytorch_quant.errors import ConversionError
 
 LIMIT = 1                     # LSB of the output grid, per op fed PyTorch's own integer inputs
@@ -196,11 +196,10 @@ def _safe(s):
 
 def onert_gap(conv):
     """Why onert 0.1.0 cannot run this circle (no kernel, or a measured wrong answer), or None."""
-    for op in conv.graph.ops:
-        if op.kind in ONERT_MISSING:
-            return "onert 0.1.0 has no %s kernel" % op.kind
-        if op.kind == "SLICE" and len(op.inputs[0].shape) == 5:
-            # measured: 124 LSB off on 5-D SLICE while TICO is exact
+    for view in hazards.ir_ops(conv.graph):
+        if view.kind in ONERT_MISSING:
+            return "onert 0.1.0 has no %s kernel" % view.kind
+        if hazards.SLICE_5D.check(view):
             return "onert 0.1.0 computes a 5-D SLICE wrongly"
     return None
 
