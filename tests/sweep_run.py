@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import qmodels as Q
+from single_op import RowError, run_rows
 from onelib.pytorch_quant import api, hazards, runtimes
 from onelib.pytorch_quant.errors import ConversionError
 
@@ -224,17 +225,15 @@ def run_cases(items, tmp, onert=True):
     A result holds ``refused`` (the ConversionError text, or None when it converted), or
     ``lsb`` {oracle: max LSB or the exception} and ``kinds`` (circle ops), or ``error``.
     """
-    res, jobs, job_keys = {}, [], []
-    for case, fe in items:
+    def build(item):
+        case, fe = item
         key = (case.id, fe)
         try:
             r = _run_pt2e(case, tmp) if fe in PT2E else _run_eager(case, fe, tmp)
         except Exception as e:  # reported by the case's own test
-            res[key] = {"error": e}
-            continue
+            raise RowError(key, e)
         if "refused" in r:
-            res[key] = r
-            continue
+            return key, r, None
         # each profile where it is meant to run: luci's form on TICO, onert's on onert and TICO
         conv, conv_luci = r.pop("conv"), r.pop("conv_luci")
         r["kinds"] = circle_kinds(conv)
@@ -247,17 +246,14 @@ def run_cases(items, tmp, onert=True):
         r["luci_circle"] = conv_luci.circle
         r["onert_circle"] = conv.circle
         r["onert_gap"] = onert_gap(conv)
-        if onert and r["onert_gap"] is None:
-            jobs.append((conv.circle, r["inputs"]))
-            job_keys.append(key)
-        res[key] = r
-    if jobs:
-        for key, out in zip(job_keys, runtimes.run_onert_many(jobs, timeout=1200)):
-            r = res[key]
-            try:
-                if isinstance(out, Exception):
-                    raise out
-                r["lsb"]["onert"] = int(lsb_diff(out[0], r["ref"], r["unit"]).max())
-            except Exception as e:
-                r["lsb"]["onert"] = e
-    return res
+        return key, r, ((conv.circle, r["inputs"]) if onert and r["onert_gap"] is None else None)
+
+    def take_onert(r, out):
+        try:
+            if isinstance(out, Exception):
+                raise out
+            r["lsb"]["onert"] = int(lsb_diff(out[0], r["ref"], r["unit"]).max())
+        except Exception as e:
+            r["lsb"]["onert"] = e
+
+    return run_rows(items, build, take_onert, timeout=1200)

@@ -30,8 +30,8 @@ from torch.ao.nn.quantized import FloatFunctional
 
 import qmodels as Q
 from oracles import OracleError, run_tico
-from single_op import selected
-from onelib.pytorch_quant import api, runtimes
+from single_op import RowError, run_rows, selected
+from onelib.pytorch_quant import api
 from onelib.pytorch_quant.errors import ConversionError
 from onelib.pytorch_quant.verify import errors, verify_circle
 
@@ -308,8 +308,9 @@ def runs(request, tmp_path_factory):
     """(case, engine) -> dict(ops, onert, tico, ref, qparams) or dict(error=exception), for the
     (case, engine) pairs this session selected."""
     tmp = str(tmp_path_factory.mktemp("ops_extra"))
-    res, jobs, job_keys = {}, [], []
-    for name, engine in selected(request, __name__, ("name", "engine")):
+
+    def build(row):
+        name, engine = row
         case = BY_NAME[name]
         key = (case.name, engine)
         try:
@@ -326,8 +327,7 @@ def runs(request, tmp_path_factory):
                 if case.error:
                     with pytest.raises(ConversionError) as e:
                         api.convert(path, api.ConvertOptions(**opts))
-                    res[key] = {"refused": str(e.value)}
-                    continue
+                    return key, {"refused": str(e.value)}, None
                 conv = api.convert(path, api.ConvertOptions(**opts))
                 onert_conv = api.convert(path, api.ConvertOptions(fc_as_conv=True, **opts))
                 cpath = os.path.join(tmp, "%s_%s.circle" % key)
@@ -340,15 +340,14 @@ def runs(request, tmp_path_factory):
                 r["tico"] = run_tico(conv.circle, [xq])[0]
             except OracleError as e:
                 r["tico"] = e
-            res[key] = r
-            jobs.append((cpath, [xq]))
-            job_keys.append(key)
+            return key, r, (cpath, [xq])
         except Exception as e:  # reported by the case's own test
-            res[key] = {"error": e}
-    # one onert child process for all models; a model that kills it fails alone
-    for key, out in zip(job_keys, runtimes.run_onert_many(jobs, timeout=600) if jobs else []):
-        res[key]["onert"] = out if isinstance(out, Exception) else out[0]
-    return res
+            raise RowError(key, e)
+
+    def take_onert(r, out):
+        r["onert"] = out if isinstance(out, Exception) else out[0]
+
+    return run_rows(selected(request, __name__, ("name", "engine")), build, take_onert, timeout=600)
 
 
 MEASURED = {}  # (case, engine, oracle) -> max LSB, printed by test_print_lsb_table
