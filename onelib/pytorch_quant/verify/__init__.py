@@ -94,7 +94,8 @@ def format_report(findings):
 
 
 def main(argv=None):
-    """`verify.py [--target onert|luci] FILE.circle`: prints the report; returns 1 on errors."""
+    """`python -m onelib.pytorch_quant.verify [--target onert|luci] FILE.circle`: prints the report;
+    returns 1 on errors."""
     p = argparse.ArgumentParser(prog="one-import-pytorch-quant --verify_only",
                                 description="Check a quantized circle model against luci's rules.")
     p.add_argument("model", help="the .circle file")
