@@ -298,8 +298,11 @@ def test_item7_signal_in_the_check_window_removes_the_temp_file(tmp_path, models
     bin_dir = _slow_tools(str(tmp_path / "bin"))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    # a shell's background job starts with SIGINT ignored, and Python then keeps it ignored: give
+    # the driver the default disposition a user's terminal gives it
     proc = subprocess.Popen([sys.executable, DRIVER, "-i", models["pt2"], "-o", str(out_dir / "m.circle"),
-                             "--one_bin_dir", bin_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--one_bin_dir", bin_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not [n for n in os.listdir(str(out_dir)) if n.endswith(".tmp.circle")]:
         time.sleep(0.05)
