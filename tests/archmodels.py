@@ -254,7 +254,7 @@ def channel_shuffle(x, groups):
 
 class ShuffleUnit(nn.Module):
     # the conv+BN(+ReLU) block class: (cin, cout, k, stride, groups=, act=None | default ReLU);
-    # scripts/fullsize_sweep.py substitutes its torchvision-shaped one
+    # scripts/fullsize_nets.py substitutes its torchvision-shaped one
     conv_bn_act = ConvBNAct
 
     def __init__(self, cin, cout, stride):
