@@ -294,8 +294,8 @@ def _const_float(v):
 @reader("aten.cat.default")
 def _cat(w, node):
     items = w.value(node.args.get("tensors"))
-    if not items or not all(isinstance(t, Tensor) and not t.is_const for t in items):
-        raise _Unsupported("cat of values that are not all computed tensors")
+    if not items or not all(isinstance(t, Tensor) for t in items) or all(t.is_const for t in items):
+        raise _Unsupported("cat of values that are not tensors, or of constants only")
     w.emit("cat", node, items, attrs={"dim": int(w.arg(node, "dim", 0))})
 
 

@@ -237,7 +237,24 @@ def binary_const_shape(op):
     return tuple(np.broadcast_shapes(tuple(op.inputs[0].shape), tuple(op.inputs[1].shape)))
 
 
-@op("binary_const", shape=binary_const_shape, float_ok=True, reads={
+_NUMPY_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}
+
+
+def fold_arith(name, args, shape):
+    """add/sub/mul/div/rsub of constants: self <op> alpha * other (rsub: other - alpha * self)."""
+    kind = name.split(".")[1].rstrip("_")
+    a, b = np.asarray(args["self"]), np.asarray(args["other"])
+    alpha = args.get("alpha", 1)
+    if kind == "rsub":
+        a, b, kind = b, a, "sub"
+    if alpha != 1:
+        b = b * alpha
+    if kind == "div" and args.get("rounding_mode") is not None:
+        raise ConversionError("div with rounding_mode of constants is not folded")
+    return _NUMPY_ARITH[kind](a, b)
+
+
+@op("binary_const", shape=binary_const_shape, fold=fold_arith, float_ok=True, reads={
         "torchscript": ("aten::add", "aten::sub", "aten::mul", "aten::div"),
         "pt2": tuple("aten.%s.%s" % (k, v) for k in ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_")
                      for v in ("Tensor", "Scalar")) + ("aten.rsub.Tensor", "aten.rsub.Scalar")},
