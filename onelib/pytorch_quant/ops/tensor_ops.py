@@ -10,18 +10,26 @@ from .activation import FloatIsland
 
 
 def _tile(ctx, op, x, in_shape, multiples):
-    """TILE of circle tensor ``x`` (PyTorch shape ``in_shape``, NHWC inside when 4-D) by the
-    per-PyTorch-axis ``multiples``: copies of the codes, on the input's grid."""
+    """``x`` (PyTorch shape ``in_shape``, NHWC inside when 4-D) repeated ``multiples[d]`` times
+    along each PyTorch axis d: CONCATENATION of copies, axis by axis. Codes are copied, so the
+    result keeps the input's grid. Not TILE: onert 0.1.0 has no uint8 TILE ("NYI") and TICO's
+    runtime no TILE kernel (measured); CONCATENATION runs exactly on both."""
     rank = len(in_shape)
-    mult = [1] * rank
-    for d, m in enumerate(multiples):
-        mult[nhwc_axis(d, rank) if rank == 4 else d] = int(m)
-    y = ctx.like(op.outputs[0], qparams=x.qparams)
-    if all(m == 1 for m in mult):
-        ctx.reshape(x, y.shape, op.name, out=y)
-    else:
-        ctx.emit("TILE", [x, ctx.const(op.name + "/multiples", np.array(mult, np.int32))], [y], {}, op.name)
-    ctx.define(op.outputs[0], y)
+    steps = [(nhwc_axis(d, rank) if rank == 4 else d, int(m)) for d, m in enumerate(multiples) if int(m) != 1]
+    out = ctx.like(op.outputs[0], qparams=x.qparams)
+    if not steps:
+        ctx.reshape(x, out.shape, op.name, out=out)
+    for i, (axis, m) in enumerate(steps):
+        if i == len(steps) - 1:
+            y = out
+        else:
+            shape = list(x.shape)
+            shape[axis] *= m
+            y = Tensor("%s/%d" % (op.name, i), shape, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+        ctx.emit("CONCATENATION", [x] * m, [y], {"axis": axis, "fusedActivationFunction": 0},
+                 op.name if y is out else y.name)
+        x = y
+    ctx.define(op.outputs[0], out)
 
 
 def _lead_ones(ctx, op, rank):
@@ -64,7 +72,7 @@ def fold_repeat(name, args, shape):
 @op("expand", shape=expand_shape, float_ok=True, same_grid=True, fold=fold_expand,
     reads={"torchscript": ("aten::expand",), "pt2": ("aten.expand.default",)},
     args={"torchscript": ("self", "size"), "pt2": ("self", "size")},
-    attrs="size (-1 keeps an axis)", circle="TILE (RESHAPE first when axes are added); constant: folded",
+    attrs="size (-1 keeps an axis)", circle="CONCATENATION of copies per axis (RESHAPE first when axes are added); constant: folded",
     conditions="keeps the input's grid (exact); ViT's class token is folded")
 def lower_expand(ctx, op):
     out = op.outputs[0].shape
@@ -75,7 +83,7 @@ def lower_expand(ctx, op):
 @op("repeat", shape=repeat_shape, float_ok=True, same_grid=True, fold=fold_repeat,
     reads={"torchscript": ("aten::repeat",), "pt2": ("aten.repeat.default",)},
     args={"torchscript": ("self", "repeats"), "pt2": ("self", "repeats")},
-    attrs="repeats", circle="TILE (RESHAPE first when axes are added); constant: folded",
+    attrs="repeats", circle="CONCATENATION of copies per axis (RESHAPE first when axes are added); constant: folded",
     conditions="keeps the input's grid (exact)")
 def lower_repeat(ctx, op):
     x, shape = _lead_ones(ctx, op, len(op.attrs["repeats"]))
@@ -159,4 +167,4 @@ def lower_masked_fill(ctx, op):
     value = ctx.const(op.name + "/value", np.array(float(op.attrs["value"]), np.float32))
     y = isl.op("SELECT_V2", [ctx.const(op.name + "/mask", np.ascontiguousarray(m)), value, isl.x],
                "select", out=isl.output())
-    isl.done(y)
+    ctx.define(op.outputs[0], isl.done(y))
