@@ -725,6 +725,96 @@ def _activation():
     return out
 
 
+# ---- issue 10: data movement PyTorch leaves float in PT2E (read through dequantize, quantized by
+# the identity pool after it), constant inputs, and constants built in forward (folded)
+def _post(y):
+    return F.adaptive_avg_pool2d(y, y.shape[2:])   # windows of 1: the identity, quantized
+
+
+@family("roll", 4)
+def _roll():
+    # eager quantized tensors have no roll kernel (QuantizedCPU): .pt2 only
+    out = []
+    for shifts, dims in (((-2, -2), (2, 3)), ((2, 2), (2, 3)), (1, 1), ((3,), (0,)), ((-1, 5), (1, 3))):
+        out.append(Case("roll", dict(s=str(shifts).replace(" ", ""), d=str(dims).replace(" ", "")), (2, 3, 6, 6),
+                        _f(lambda s_, x, s=shifts, d=dims: _post(torch.roll(x, s, d))), frontends=PT2E))
+    return out
+
+
+@family("expand", 4)
+def _expand():
+    out = []
+    for shape, size in (((1, 3, 1, 5), (2, 3, 4, 5)), ((1, 1, 4, 1), (1, 3, 4, 5)), ((1, 3, 4, 1), (-1, -1, -1, 3))):
+        out.append(Case("expand", dict(size=str(size).replace(" ", "")), shape,
+                        _f(lambda s_, x, z=size: _post(x.expand(*z))), frontends=ALL_FRONTENDS))
+    return out
+
+
+@family("repeat", 3)
+def _repeat():
+    out = []
+    for reps in ((1, 2, 2, 1), (2, 1, 1, 3), (1, 1, 1, 1)):
+        out.append(Case("repeat", dict(r="".join(map(str, reps))), (1, 3, 2, 5),
+                        _f(lambda s_, x, r=reps: _post(x.repeat(*r))), frontends=ALL_FRONTENDS))
+    return out
+
+
+@family("masked_fill", 2)
+def _masked_fill():
+    out = []
+    for value, mshape in ((-1.0, (4, 5)), (2.5, (1, 3, 1, 5))):
+        mask = torch.arange(int(np.prod(mshape))).reshape(mshape) % 3 == 0
+        out.append(Case("masked_fill", dict(v=value, m="x".join(map(str, mshape))), (1, 3, 4, 5),
+                        _f(lambda s_, x, m=mask, v=value: _post(x.masked_fill(m, v))), frontends=PT2E))
+    return out
+
+
+@family("pad_pt2", 3)
+def _pad_pt2():
+    out = []
+    for pad, value in (((1, 2, 0, 1), 0.0), ((0, 0, 2, 1), 0.0), ((1, 1, 1, 1), 0.75)):
+        out.append(Case("pad_pt2", dict(p="".join(map(str, pad)), v=value), (1, 3, 4, 5),
+                        _f(lambda s_, x, p=pad, v=value: _post(F.pad(x, p, value=v))), frontends=PT2E))
+    return out
+
+
+class _ClassToken(nn.Module):
+    """ViT's class token: a parameter expanded to the batch, concatenated in front of the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.token = nn.Parameter(torch.linspace(-1.0, 1.0, 15).reshape(1, 3, 1, 5))
+
+
+def _swin_mask(x, ws=2, s=1):
+    """torchvision Swin's attention mask, built in forward from shapes alone (new_zeros, slice
+    assignment, view/permute, sub, masked_fill), then added to the activation."""
+    h, w = x.shape[2], x.shape[3]
+    mask = x.new_zeros((h, w))
+    count = 0
+    for hs in ((0, -ws), (-ws, -s), (-s, None)):
+        for wsl in ((0, -ws), (-ws, -s), (-s, None)):
+            mask[hs[0]:hs[1], wsl[0]:wsl[1]] = count
+            count += 1
+    mask = mask.view(h // ws, ws, w // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
+    mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+    mask = mask.masked_fill(mask != 0, -1.5).masked_fill(mask == 0, 0.25)
+    return x + mask * 0.5
+
+
+@family("constants", 3)
+def _constants():
+    rel = torch.tensor([[0, 3, 1, 2, 2], [1, 0, 3, 3, 1], [2, 2, 0, 1, 3], [3, 1, 2, 0, 0]])
+    table = torch.linspace(-0.6, 0.9, 4)
+    return [
+        Case("constants", dict(op="class_token_cat"), (1, 3, 4, 5),
+             _f(lambda s_, x: _post(torch.cat([s_.ct.token.expand(x.shape[0], -1, -1, -1), x], 2))),
+             _mods(ct=_ClassToken), frontends=PT2E),
+        Case("constants", dict(op="swin_mask"), (1, 4, 4, 4), _f(lambda s_, x: _post(_swin_mask(x))), frontends=PT2E),
+        Case("constants", dict(op="index_bias"), (1, 3, 4, 5), _f(lambda s_, x: _post(x + table[rel])), frontends=PT2E),
+    ]
+
+
 def _build_grid():
     for op, fn in _BUILDERS:
         GRID.extend(fn())

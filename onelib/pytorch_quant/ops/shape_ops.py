@@ -82,11 +82,14 @@ def fold_cat(name, args, shape):
 
 @op("cat", shape=cat_shape, fold=fold_cat, float_ok=True, reads={
         "torchscript": ("quantized::cat", "aten::cat", "aten::stack"), "pt2": ("aten.cat.default",)},
-    inputs="x0, x1, ...", attrs="dim",
+    inputs="x0, x1, ... (activations, then constants)",
+    attrs="dim, order (PyTorch's order of the inputs, when constants are among them)",
     circle="CONCATENATION", conditions="any dim, inputs on different grids")
 def lower_cat(ctx, op):
     rank = len(op.outputs[0].shape)
     xs = [_cat_const(ctx, op, t, i) if t.is_const else ctx.value(t) for i, t in enumerate(op.inputs)]
+    if "order" in op.attrs:   # constant inputs follow the activations in the IR (see the .pt2 reader)
+        xs = [xs[i] for i in op.attrs["order"]]
     y = ctx.like(op.outputs[0])
     ctx.emit("CONCATENATION", xs, [y],
              {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": ACT[None]}, op.name)
