@@ -179,6 +179,13 @@ CASES = [
          recipe=with_softmax(1.0 / 256.0, 0, 1), ops=("SOFTMAX",)),
     Case("softmax_fx", lambda s, x: s.sm(s.conv(x)), _mods(conv=lambda: nn.Conv2d(4, 6, 1), sm=lambda: nn.Softmax(1)),
          recipe=fx, ops=("SOFTMAX",)),
+    # FX traces ``x * 0.35`` / ``x + c`` as quantized::mul/add(x, number): the *_scalar kernel
+    Case("mul_number_fx", lambda s, x: s.conv(x) * 0.35, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("MUL",)),
+    Case("mul_negative_number_fx", lambda s, x: s.conv(x) * -0.7, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("MUL",)),
+    Case("add_number_fx", lambda s, x: s.conv(x) + 0.5, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("ADD",)),
     # ---- squeeze-excitation: broadcast MUL [N,C,1,1] x [N,C,H,W]
     Case("squeeze_excite", lambda s, x: s.se(x), _mods(se=SqueezeExcite), shape=(1, 8, 8, 8),
          ops=("AVERAGE_POOL_2D", "MUL")),

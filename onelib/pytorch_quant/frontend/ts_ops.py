@@ -118,16 +118,24 @@ def _linear(w, node):
 
 @reader("quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu")
 def _binary(w, node):
-    a, b, s, z = _inputs(node)
     kind = node.kind().split("::")[1]
+    if len(_inputs(node)) == 2:
+        # quantized::add/mul(x, number) (FX's ``x * 0.35``): the add_scalar/mul_scalar kernel
+        # (measured on x86 and qnnpack: the same integers and output qparams)
+        _scalar_op(w, node, kind.replace("_relu", "_scalar_relu") if kind.endswith("_relu") else kind + "_scalar")
+        return
+    a, b, s, z = _inputs(node)
     w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node), w.tensor(b, node)],
            {"act": "relu" if kind.endswith("_relu") else None}, qparams=_qp(w.const(s), w.const(z)))
 
 
 @reader("quantized::add_scalar", "quantized::add_scalar_relu", "quantized::mul_scalar", "quantized::mul_scalar_relu")
 def _binary_scalar(w, node):
+    _scalar_op(w, node, node.kind().split("::")[1])
+
+
+def _scalar_op(w, node, kind):
     a, c = _inputs(node)[:2]
-    kind = node.kind().split("::")[1]
     w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node)],
            {"scalar": float(w.const(c)), "act": "relu" if kind.endswith("_relu") else None}, qparams=None)
     # the output qparams are derived by the op itself (see ops/elementwise.py)

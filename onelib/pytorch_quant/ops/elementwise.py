@@ -109,7 +109,8 @@ def scalar_const(ctx, name, c, dtype):
 @op("mul_scalar", shape=same_shape, qparams=mul_scalar_qparams,
     reads={"torchscript": ("quantized::mul_scalar", "quantized::mul_scalar_relu")},
     inputs="x", attrs="scalar (float), act; output qparams derived (``qparams``)",
-    circle="MUL with an exact one-element constant")
+    circle="MUL with an exact one-element constant",
+    conditions="also `quantized::add`/`mul(x, number)` (FX's `x * 0.35`: the same kernel)")
 def lower_scalar(ctx, op):
     kind = "ADD" if op.kind == "add_scalar" else "MUL"
     x = ctx.value(op.inputs[0])
