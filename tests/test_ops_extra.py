@@ -63,6 +63,14 @@ class Net(Q.QModel):
         return self.fn(self, x)
 
 
+class ClassToken(nn.Module):
+    """A parameter in front of the tokens (ViT's class token), [1, 6, 1, 8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.linspace(-1.0, 1.0, 48).reshape(1, 6, 1, 8))
+
+
 class SqueezeExcite(nn.Module):
     """MobileNetV3's SE: pool -> 1x1 conv -> relu -> 1x1 conv -> hardsigmoid -> scale x."""
 
@@ -186,6 +194,9 @@ CASES = [
          ops=("MUL",)),
     Case("add_number_fx", lambda s, x: s.conv(x) + 0.5, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
          ops=("ADD",)),
+    # ViT's class token in FX: expand of a parameter (folded), quantized by FX, cat with the tokens
+    Case("class_token_cat_fx", lambda s, x: torch.cat([s.tok.p.expand(x.shape[0], -1, -1, -1), s.conv(x)], 2),
+         _mods(conv=lambda: nn.Conv2d(4, 6, 1), tok=ClassToken), recipe=fx, ops=("CONCATENATION",)),
     # ---- squeeze-excitation: broadcast MUL [N,C,1,1] x [N,C,H,W]
     Case("squeeze_excite", lambda s, x: s.se(x), _mods(se=SqueezeExcite), shape=(1, 8, 8, 8),
          ops=("AVERAGE_POOL_2D", "MUL")),

@@ -47,6 +47,16 @@ def _quantize(w, node):
     dtype = _QDTYPE.get(w.const(dt))
     if dtype not in ("uint8", "int8"):
         raise _Unsupported("quantize to torch dtype code %r" % w.const(dt))
+    c = w.const(x) if not isinstance(w.values.get(x.unique()), Tensor) else None
+    if hasattr(c, "is_quantized") and not c.is_quantized:
+        # a constant FX quantizes (ViT's class token before a quantized cat): PyTorch's integers
+        import torch
+        qc = torch.quantize_per_tensor(c.detach().float(), float(w.const(s)), int(w.const(z)),
+                                        {"uint8": torch.quint8, "int8": torch.qint8}[dtype])
+        ints = qc.int_repr().numpy()
+        w.values[node.output().unique()] = Tensor(w.name_for(node), ints.shape, dtype,
+                                                  QParams(np.float32(qc.q_scale()), qc.q_zero_point()), ints)
+        return
     w.emit("quantize", node, [w.tensor(x, node)], qparams=_qp(w.const(s), w.const(z)), dtype=dtype)
 
 
@@ -146,14 +156,20 @@ def _scalar_op(w, node, kind):
 def _cat(w, node):
     ins = _inputs(node)
     items = w.values.get(ins[0].unique())
-    if not items or not all(isinstance(t, Tensor) for t in items):
+    if not items or not all(isinstance(t, Tensor) for t in items) or all(t.is_const for t in items):
         raise _Unsupported("cat of values that are not activations")
     dim = w.const(ins[1])
+    attrs = {"dim": int(dim)}
+    if any(t.is_const for t in items):
+        # a quantized constant (FX's class token): activations first, ``order`` restores PyTorch's
+        ins_order = [i for i, t in enumerate(items) if not t.is_const] + [i for i, t in enumerate(items) if t.is_const]
+        attrs["order"] = [ins_order.index(i) for i in range(len(items))]
+        items = [items[i] for i in ins_order]
     if node.kind() == "quantized::cat":
         q = _qp(w.const(ins[2]), w.const(ins[3]))
     else:  # aten::cat on quantized tensors keeps the (shared) qparams of its inputs
         q = items[0].qparams.copy() if items[0].qparams is not None else None
-    w.emit("cat", node, items, {"dim": int(dim)}, qparams=q, dtype=items[0].dtype)
+    w.emit("cat", node, items, attrs, qparams=q, dtype=items[0].dtype)
 
 
 @reader("aten::stack")

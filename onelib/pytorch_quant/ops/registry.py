@@ -79,14 +79,12 @@ def generic_reads(frontend):
 def folds(frontend):
     """{PyTorch name: (kind, tensor arguments the fold reads or None for all)} for every name
     ``frontend`` reads into a kind that declares ``fold`` (passes/fold.py evaluates them). The
-    .pt2 reader folds; TorchScript's constants are already folded by ``torch.jit.freeze`` and read
-    as such, so its table is empty."""
+    .pt2 reader folds any such name; the TorchScript reader (whose size arithmetic and frozen
+    constants are already values) folds the kinds it reads generically (``args``)."""
     assert frontend in FRONTENDS, frontend
     out = {}
-    if frontend != "pt2":
-        return out
     for k, d in DECLS.items():
-        if d.fold is not None:
+        if d.fold is not None and (frontend == "pt2" or frontend in d.args):
             for name in d.reads[frontend]:
                 assert name not in out, "%s is folded as both %s and %s" % (name, out[name][0], k)
                 out[name] = (k, d.fold_args)

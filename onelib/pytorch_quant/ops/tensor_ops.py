@@ -56,7 +56,10 @@ def expand_shape(op):
 
 
 def fold_expand(name, args, shape):
-    return np.broadcast_to(args["self"], shape).copy()
+    x = np.asarray(args["self"])
+    size = [int(v) for v in args["size"]]
+    src = (1,) * (len(size) - x.ndim) + x.shape
+    return np.broadcast_to(x.reshape(src), [s if v == -1 else v for s, v in zip(src, size)]).copy()
 
 
 def repeat_shape(op):
