@@ -802,7 +802,17 @@ def _swin_mask(x, ws=2, s=1):
     return x + mask * 0.5
 
 
-@family("constants", 3)
+def _mha_chain(x):
+    """nn.MultiheadAttention's in-projection split as torch.export writes it: unflatten(-1, [3, E]),
+    unsqueeze(0), transpose(0, -2), squeeze(-2), contiguous, select x3, view."""
+    t = x.flatten(2).permute(2, 0, 1)                      # (L, B, 3E)
+    p = t.unflatten(-1, (3, t.shape[-1] // 3)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous()
+    q, k, v = p[0], p[1], p[2]                             # (L, B, E) each
+    y = torch.cat([v, q, k], -1).view(t.shape[0], t.shape[1], -1)
+    return y.permute(1, 2, 0).reshape(x.shape)
+
+
+@family("constants", 4)
 def _constants():
     rel = torch.tensor([[0, 3, 1, 2, 2], [1, 0, 3, 3, 1], [2, 2, 0, 1, 3], [3, 1, 2, 0, 0]])
     table = torch.linspace(-0.6, 0.9, 4)
@@ -811,6 +821,8 @@ def _constants():
              _f(lambda s_, x: _post(torch.cat([s_.ct.token.expand(x.shape[0], -1, -1, -1), x], 2))),
              _mods(ct=_ClassToken), frontends=PT2E),
         Case("constants", dict(op="swin_mask"), (1, 4, 4, 4), _f(lambda s_, x: _post(_swin_mask(x))), frontends=PT2E),
+        Case("constants", dict(op="mha_shape_chain"), (1, 6, 2, 4), _f(lambda s_, x: _post(_mha_chain(x))),
+             frontends=PT2E),
         Case("constants", dict(op="index_bias"), (1, 3, 4, 5), _f(lambda s_, x: _post(x + table[rel])), frontends=PT2E),
     ]
 
