@@ -46,14 +46,12 @@ OPS = {
     "SLICE": (65, "SliceOptions", ()),
     "TRANSPOSE_CONV": (67, "TransposeConvOptions", ("fusedActivationFunction", "padding", "quantizedBiasType",
                                                     "strideH", "strideW")),
-    "TILE": (69, "TileOptions", ()),
     "RESIZE_NEAREST_NEIGHBOR": (97, "ResizeNearestNeighborOptions", ("alignCorners", "halfPixelCenters")),
     "LEAKY_RELU": (98, "LeakyReluOptions", ("alpha",)),
     "SPLIT_V": (102, "SplitVOptions", ("numSplits",)),
     "ELU": (111, None, ()),
     "QUANTIZE": (114, None, ()),
     "HARD_SWISH": (117, "HardSwishOptions", ()),
-    "SELECT_V2": (123, "SelectV2Options", ()),
 }
 
 # fusedActivationFunction (ActivationFunctionType): by source activation name, and the standalone

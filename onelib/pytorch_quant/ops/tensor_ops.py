@@ -155,9 +155,13 @@ def fold_masked_fill(name, args, shape):
 @op("masked_fill", shape=lambda op: op.inputs[0].shape, float_ok=True, fold=fold_masked_fill,
     reads={"pt2": ("aten.masked_fill.Scalar",)},
     inputs="x, mask (constant)", attrs="value",
-    circle="float SELECT_V2 (constant mask), DEQUANTIZE/QUANTIZE around it; constant: folded",
+    circle="float MUL by the kept positions, ADD of the filled value (exact), DEQUANTIZE/QUANTIZE around it; "
+           "constant: folded",
     conditions="the mask is a constant (Swin's attention mask is folded whole)")
 def lower_masked_fill(ctx, op):
+    """x * keep + fill in float32 (keep = 1 - mask, fill = value * mask): exact (x * 1 + 0 = x,
+    x * 0 + v = v). Not SELECT_V2: luci's circle-quantizer --fake_quantize refuses a float
+    SELECT_V2 ("Unsupported op for fake quantization", measured), MUL and ADD it takes."""
     src, mask = op.inputs[0], op.inputs[1]
     if not mask.is_const:
         raise ConversionError("%s: masked_fill with a computed mask is not supported" % op.name)
@@ -167,7 +171,9 @@ def lower_masked_fill(ctx, op):
     if rank == 4:
         m = np.transpose(m, (0, 2, 3, 1))
     isl = FloatIsland(ctx, op)
-    value = ctx.const(op.name + "/value", np.array(float(op.attrs["value"]), np.float32))
-    y = isl.op("SELECT_V2", [ctx.const(op.name + "/mask", np.ascontiguousarray(m)), value, isl.x],
-               "select", out=isl.output())
+    keep = ctx.const(op.name + "/keep", np.ascontiguousarray(np.where(m, 0.0, 1.0).astype(np.float32)))
+    fill = ctx.const(op.name + "/fill", np.ascontiguousarray(np.where(m, float(op.attrs["value"]), 0.0)
+                                                                .astype(np.float32)))
+    kept = isl.op("MUL", [isl.x, keep], "keep", {"fusedActivationFunction": 0}, out=isl.tmp("keep"))
+    y = isl.op("ADD", [kept, fill], "fill", {"fusedActivationFunction": 0}, out=isl.output())
     ctx.define(op.outputs[0], isl.done(y))
