@@ -65,7 +65,7 @@ class Net(Q.QModel):
 
 
 class ClassToken(nn.Module):
-    """A parameter in front of the tokens (ViT's class token), [1, 6, 1, 8]."""
+    """A parameter [1, 6, 1, 8] (ViT's class token, or its position embedding)."""
 
     def __init__(self):
         super().__init__()
@@ -198,6 +198,9 @@ CASES = [
     # ViT's class token in FX: expand of a parameter (folded), quantized by FX, cat with the tokens
     Case("class_token_cat_fx", lambda s, x: torch.cat([s.tok.p.expand(x.shape[0], -1, -1, -1), s.conv(x)], 2),
          _mods(conv=lambda: nn.Conv2d(4, 6, 1), tok=ClassToken), recipe=fx, ops=("CONCATENATION",)),
+    # ViT's position embedding in FX: a parameter FX quantizes, added to the tokens (quantized::add)
+    Case("add_quantized_param_fx", lambda s, x: s.conv(x) + s.tok.p, _mods(conv=lambda: nn.Conv2d(4, 6, 1),
+         tok=ClassToken), recipe=fx, ops=("ADD",)),
     # ---- squeeze-excitation: broadcast MUL [N,C,1,1] x [N,C,H,W]
     Case("squeeze_excite", lambda s, x: s.se(x), _mods(se=SqueezeExcite), shape=(1, 8, 8, 8),
          ops=("AVERAGE_POOL_2D", "MUL")),

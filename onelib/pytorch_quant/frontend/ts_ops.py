@@ -135,8 +135,22 @@ def _binary(w, node):
         _scalar_op(w, node, kind.replace("_relu", "_scalar_relu") if kind.endswith("_relu") else kind + "_scalar")
         return
     a, b, s, z = _inputs(node)
-    w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node), w.tensor(b, node)],
+    w.emit(kind.replace("_relu", ""), node, [_operand(w, a, node), _operand(w, b, node)],
            {"act": "relu" if kind.endswith("_relu") else None}, qparams=_qp(w.const(s), w.const(z)))
+
+
+def _operand(w, v, node):
+    """An activation, or a quantized constant (FX quantizes a parameter added to the tokens, ViT's
+    position embedding; ``torch.jit.freeze`` folds that quantize into a constant)."""
+    c = None if isinstance(w.values.get(v.unique()), Tensor) else w.const(v)
+    if getattr(c, "is_quantized", False):
+        import torch
+        if c.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric) or c.dtype != torch.quint8:
+            raise _Unsupported("a constant operand quantized per channel or not as quint8")
+        ints = c.int_repr().numpy().copy()
+        return Tensor(w.name_for(node, "/const"), ints.shape, "uint8", QParams(np.float32(c.q_scale()),
+                                                                              c.q_zero_point()), ints)
+    return w.tensor(v, node)
 
 
 @reader("quantized::add_scalar", "quantized::add_scalar_relu", "quantized::mul_scalar", "quantized::mul_scalar_relu")

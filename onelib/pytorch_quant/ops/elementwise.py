@@ -41,9 +41,15 @@ def broadcast_shape(op):
 
 
 def _aligned(ctx, src, out_rank, name):
-    """An operand of a broadcasting op, as a circle tensor whose axes line up with the output's."""
-    t = ctx.value(src)
+    """An operand of a broadcasting op, as a circle tensor whose axes line up with the output's
+    (a quantized constant operand, FX's quantized parameter: its integers, in that layout)."""
     rank = len(src.shape)
+    if src.is_const:
+        data = np.asarray(src.data).reshape((1,) * (out_rank - rank) + tuple(src.shape))
+        if out_rank == 4:
+            data = np.transpose(data, (0, 2, 3, 1))
+        return ctx.const(name, np.ascontiguousarray(data), src.qparams.copy() if src.qparams is not None else None)
+    t = ctx.value(src)
     if rank == out_rank:
         return t
     # PyTorch aligns trailing dims: give the operand the output's rank (leading 1s) in its layout
