@@ -48,7 +48,8 @@ def test_index_expand_repeat_roll_cat_permute_select():
     assert np.array_equal(ev("aten.index.Tensor", {"self": table, "indices": [idx]}, (3, 2)), table[idx])
     x = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
     assert ev("aten.expand.default", {"self": x, "size": [4, -1, -1]}, (4, 2, 3)).shape == (4, 2, 3)
-    assert np.array_equal(ev("aten.repeat.default", {"self": x, "repeats": [1, 2, 1]}, (1, 4, 3)), np.tile(x, (1, 2, 1)))
+    assert np.array_equal(ev("aten.repeat.default", {"self": x, "repeats": [1, 2, 1]}, (1, 4, 3)),
+                          np.tile(x, (1, 2, 1)))
     assert np.array_equal(ev("aten.roll.default", {"self": x, "shifts": [-1, 1], "dims": [1, 2]}, (1, 2, 3)),
                           np.roll(np.roll(x, -1, 1), 1, 2))
     assert ev("aten.cat.default", {"tensors": [x, x], "dim": 2}, (1, 2, 6)).shape == (1, 2, 6)

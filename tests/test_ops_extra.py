@@ -64,6 +64,11 @@ class Net(Q.QModel):
         return self.fn(self, x)
 
 
+def _tokens(y):
+    b, c, h, w = y.shape
+    return y.reshape(b, c // 3, -1).transpose(1, 2)
+
+
 class ClassToken(nn.Module):
     """A parameter [1, 6, 1, 8] (ViT's class token, or its position embedding)."""
 
@@ -198,6 +203,9 @@ CASES = [
     # ViT's class token in FX: expand of a parameter (folded), quantized by FX, cat with the tokens
     Case("class_token_cat_fx", lambda s, x: torch.cat([s.tok.p.expand(x.shape[0], -1, -1, -1), s.conv(x)], 2),
          _mods(conv=lambda: nn.Conv2d(4, 6, 1), tok=ClassToken), recipe=fx, ops=("CONCATENATION",)),
+    # FX traces ``x.shape`` arithmetic as aten::size / floor_divide / reshape: constants once shapes are known
+    Case("shape_arithmetic_fx", lambda s, x: _tokens(s.conv(x)) * 0.5, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("RESHAPE", "MUL")),
     # ViT's position embedding in FX: a parameter FX quantizes, added to the tokens (quantized::add)
     Case("add_quantized_param_fx", lambda s, x: s.conv(x) + s.tok.p, _mods(conv=lambda: nn.Conv2d(4, 6, 1),
          tok=ClassToken), recipe=fx, ops=("ADD",)),

@@ -261,7 +261,8 @@ class _Walker(object):
         if "sizes" in meta:
             shape = tuple(_static_int(d, "dimension of %s" % node.output, self.source) for d in meta["sizes"])
         dtype = SCALAR_TYPES.get(meta.get("dtype"))
-        data = self.services.fold(node.target, kind, args, shape, dtype, "%s: node '%s'" % (self.source, node.name))
+        where = "%s: node '%s'" % (self.source, node.name)
+        data = self.services.fold(node.target, kind, args, shape, dtype, where)
         self.values[node.output] = Tensor(_op_name(node), data.shape, str(data.dtype), None, data)
         return True
 

@@ -160,7 +160,10 @@ def _binary_scalar(w, node):
 
 def _scalar_op(w, node, kind):
     a, c = _inputs(node)[:2]
-    w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node)],
+    x = w.tensor(a, node)
+    if x.qparams is None:   # a placeholder after an op that is not converted (listed already)
+        raise _Unsupported("the input is not a quantized tensor (an op before it is not converted)")
+    w.emit(kind.replace("_relu", ""), node, [x],
            {"scalar": float(w.const(c)), "act": "relu" if kind.endswith("_relu") else None}, qparams=None)
     # the output qparams are derived by the op itself (see ops/elementwise.py)
     w.services.derive_qparams(w.graph.ops[-1])

@@ -56,8 +56,9 @@ def op(kind, shape, qparams=None, float_ok=False, same_grid=False, reads=None, a
     circle, conditions, onert: the README row (what it becomes, when, whether onert runs it)
     fold:       fn(name, args, shape) -> numpy array: the op evaluated on constants (``name``: the
                 PyTorch name read; ``args``: the node's arguments by schema name, constant tensors as
-                numpy arrays; ``shape``: the output shape the program records). A node of a name in ``reads`` whose tensor arguments
-                are all constants becomes a constant (passes/fold.py; the reader asks before reading)
+                numpy arrays; ``shape``: the output shape the program records). A node of a
+                name in ``reads`` whose tensor arguments are all constants becomes a constant
+                (passes/fold.py; the reader asks before reading)
     fold_args:  the tensor arguments ``fold`` reads (default: all); e.g. ``new_zeros`` reads none
     """
     reads = dict(reads or {})

@@ -75,7 +75,8 @@ def fold_repeat(name, args, shape):
 @op("expand", shape=expand_shape, float_ok=True, same_grid=True, fold=fold_expand,
     reads={"torchscript": ("aten::expand",), "pt2": ("aten.expand.default",)},
     args={"torchscript": ("self", "size"), "pt2": ("self", "size")},
-    attrs="size (-1 keeps an axis)", circle="CONCATENATION of copies per axis (RESHAPE first when axes are added); constant: folded",
+    attrs="size (-1 keeps an axis)",
+    circle="CONCATENATION of copies per axis (RESHAPE first when axes are added); constant: folded",
     conditions="keeps the input's grid (exact); ViT's class token is folded")
 def lower_expand(ctx, op):
     out = op.outputs[0].shape

@@ -23,8 +23,9 @@ def fold_table(frontend):
 
 
 def evaluate(name, kind, args, shape, dtype, where):
-    """PyTorch op ``name`` (read as ``kind``) evaluated on ``args`` (schema name -> value; constant tensors as numpy arrays)
-    -> a numpy array of the recorded ``shape`` (tuple or None) and ``dtype`` (numpy name or None)."""
+    """PyTorch op ``name`` (read as ``kind``) evaluated on ``args`` (schema name -> value; constant
+    tensors as numpy arrays) -> a numpy array of the recorded ``shape`` (tuple or None) and
+    ``dtype`` (numpy name or None)."""
     from ..ops import registry
     out = np.asarray(registry.FOLDS[kind](name, args, shape))
     if dtype is not None and out.dtype != np.dtype(dtype):
