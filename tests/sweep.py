@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.ao.nn.quantized import FloatFunctional
 
+import sweep_shapes
 from sweep_run import (  # noqa: F401  (LIMIT, run_cases, lsb_diff, _safe: the sweep's API)
     ALL_FRONTENDS, EAGER, LIMIT, PT2E, SEED, Case, QNNPACK_AVG_DIVISOR, QNNPACK_AVG_EXCLUDE_PAD,
     QNNPACK_DILATED_MAX_PAD, X86_CONV_PAD_GE_KERNEL, X86_CONV_TRANSPOSE, _safe, lsb_diff, run_cases)
@@ -470,6 +471,12 @@ def _activation():
         out.append(Case("activation", dict(op="clamp", grid=g), (1, 1, 16, 16),
                         _f(lambda s_, x: torch.clamp(x, -0.5, 0.7)), calib=calib, all_codes=True))
     return out
+
+
+# ---- issue 10: data movement PyTorch leaves float in PT2E, constant inputs and constants built
+# in forward (folded): the rows are in sweep_shapes.py
+for _op, _sample, _fn in sweep_shapes.FAMILIES:
+    family(_op, _sample)(_fn)
 
 
 # ---- ops PyTorch computes on dequantized values (no quantized kernel): one row per op

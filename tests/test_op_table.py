@@ -64,8 +64,9 @@ def test_declared_reads_match_the_frontend_readers(frontend):
     else:
         from onelib.pytorch_quant.frontend import pt2 as fe
     declared = set(registry.reads(frontend))
-    # a dedicated reader, or the frontend's generic reading of what a declaration lists in args
-    read = set(fe.READERS) | set(registry.generic_reads(frontend))
+    # a dedicated reader, the frontend's generic reading of what a declaration lists in args, or
+    # folding (a declaration's ``fold``: the .pt2 reader evaluates it on constants)
+    read = set(fe.READERS) | set(registry.generic_reads(frontend)) | set(registry.folds(frontend))
     assert declared <= read, "declared but not read by %s: %s" % (frontend, sorted(declared - read))
     assert read - NOT_OPS[frontend] <= declared, \
         "read by %s but declared by no op: %s" % (frontend, sorted(read - NOT_OPS[frontend] - declared))

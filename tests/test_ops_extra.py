@@ -64,6 +64,19 @@ class Net(Q.QModel):
         return self.fn(self, x)
 
 
+def _tokens(y):
+    b, c, h, w = y.shape
+    return y.reshape(b, c // 3, -1).transpose(1, 2)
+
+
+class ClassToken(nn.Module):
+    """A parameter [1, 6, 1, 8] (ViT's class token, or its position embedding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.linspace(-1.0, 1.0, 48).reshape(1, 6, 1, 8))
+
+
 class SqueezeExcite(nn.Module):
     """MobileNetV3's SE: pool -> 1x1 conv -> relu -> 1x1 conv -> hardsigmoid -> scale x."""
 
@@ -180,6 +193,22 @@ CASES = [
          recipe=with_softmax(1.0 / 256.0, 0, 1), ops=("SOFTMAX",)),
     Case("softmax_fx", lambda s, x: s.sm(s.conv(x)), _mods(conv=lambda: nn.Conv2d(4, 6, 1), sm=lambda: nn.Softmax(1)),
          recipe=fx, ops=("SOFTMAX",)),
+    # FX traces ``x * 0.35`` / ``x + c`` as quantized::mul/add(x, number): the *_scalar kernel
+    Case("mul_number_fx", lambda s, x: s.conv(x) * 0.35, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("MUL",)),
+    Case("mul_negative_number_fx", lambda s, x: s.conv(x) * -0.7, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("MUL",)),
+    Case("add_number_fx", lambda s, x: s.conv(x) + 0.5, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("ADD",)),
+    # ViT's class token in FX: expand of a parameter (folded), quantized by FX, cat with the tokens
+    Case("class_token_cat_fx", lambda s, x: torch.cat([s.tok.p.expand(x.shape[0], -1, -1, -1), s.conv(x)], 2),
+         _mods(conv=lambda: nn.Conv2d(4, 6, 1), tok=ClassToken), recipe=fx, ops=("CONCATENATION",)),
+    # FX traces ``x.shape`` arithmetic as aten::size / floor_divide / reshape: constants once shapes are known
+    Case("shape_arithmetic_fx", lambda s, x: _tokens(s.conv(x)) * 0.5, _mods(conv=lambda: nn.Conv2d(4, 6, 1)), recipe=fx,
+         ops=("RESHAPE", "MUL")),
+    # ViT's position embedding in FX: a parameter FX quantizes, added to the tokens (quantized::add)
+    Case("add_quantized_param_fx", lambda s, x: s.conv(x) + s.tok.p, _mods(conv=lambda: nn.Conv2d(4, 6, 1),
+         tok=ClassToken), recipe=fx, ops=("ADD",)),
     # ---- squeeze-excitation: broadcast MUL [N,C,1,1] x [N,C,H,W]
     Case("squeeze_excite", lambda s, x: s.se(x), _mods(se=SqueezeExcite), shape=(1, 8, 8, 8),
          ops=("AVERAGE_POOL_2D", "MUL")),

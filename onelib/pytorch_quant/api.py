@@ -54,10 +54,11 @@ def frontend_services(frontend):
     nothing from ops/ or passes/ (shape rules, qparam rules, the generic reading table)."""
     from .frontend import FrontendServices
     from .ops import registry
-    from .passes import shapes
+    from .passes import fold, shapes
     # registry.generic_reads: {PyTorch name: (kind, argument names)} of the kinds read generically
     reads = registry.generic_reads(frontend)
-    return FrontendServices(shapes.infer_shapes, shapes.derive_qparams, reads)
+    return FrontendServices(shapes.infer_shapes, shapes.derive_qparams, reads, fold.fold_table(frontend),
+                            fold.evaluate)
 
 
 def _read_pt2(load, *args):

@@ -294,9 +294,17 @@ def _const_float(v):
 @reader("aten.cat.default")
 def _cat(w, node):
     items = w.value(node.args.get("tensors"))
-    if not items or not all(isinstance(t, Tensor) and not t.is_const for t in items):
-        raise _Unsupported("cat of values that are not all computed tensors")
-    w.emit("cat", node, items, attrs={"dim": int(w.arg(node, "dim", 0))})
+    if not items or not all(isinstance(t, Tensor) for t in items) or all(t.is_const for t in items):
+        raise _Unsupported("cat of values that are not tensors, or of constants only")
+    attrs = {"dim": int(w.arg(node, "dim", 0))}
+    if any(t.is_const for t in items):
+        # IR inputs: activations, then constants; ``order`` puts them back in PyTorch's order
+        ins = [i for i, t in enumerate(items) if not t.is_const] + [i for i, t in enumerate(items) if t.is_const]
+        attrs["order"] = [ins.index(i) for i in range(len(items))]
+        w.emit("cat", node, [items[i] for i in ins if not items[i].is_const],
+               [items[i] for i in ins if items[i].is_const], attrs)
+        return
+    w.emit("cat", node, items, attrs=attrs)
 
 
 def _pool_window(w, node):

@@ -142,9 +142,9 @@ def _select(w, node):
 
 
 @reader("aten.unsqueeze.default", "aten.unsqueeze_.default", "aten.squeeze.default", "aten.squeeze.dim",
-        "aten.squeeze.dims", "aten.squeeze_.dim", "aten.squeeze_.dims")
+        "aten.squeeze.dims", "aten.squeeze_.dim", "aten.squeeze_.dims", "aten.unflatten.int")
 def _squeeze(w, node):
-    """squeeze/unsqueeze move no element: a reshape to the shape the program records."""
+    """squeeze/unsqueeze/unflatten move no element: a reshape to the shape the program records."""
     x = w.act(node)
     shape = _sizes(w, _Ref(node.output), "the output")
     _keep(w, node, x, "reshape", {"shape": shape}, _op_name(node))
@@ -171,3 +171,16 @@ def _upsample(w, node):
     w.emit("upsample", node, [w.act(node, "input" if "input" in node.args else "self")],
            attrs={"mode": mode, "size": size, "scales": scales,
                   "align_corners": bool(w.arg(node, "align_corners", False))})
+
+
+@reader("aten.masked_fill.Scalar")
+def _masked_fill(w, node):
+    """x.masked_fill(mask, value) with a constant mask (a computed one is refused): PyTorch
+    computes it on the dequantized input, so it is read in float."""
+    mask = w.value(node.args.get("mask"))
+    if not (isinstance(mask, Tensor) and mask.is_const and mask.qparams is None):
+        raise _Unsupported("the mask is computed at run time (only a constant mask converts)")
+    value = w.arg(node, "value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Unsupported("value %r is not a constant number" % (value,))
+    w.emit("masked_fill", node, [w.act(node)], [mask], {"value": float(value)}, quantizable=False)

@@ -209,6 +209,8 @@ class _Walker(object):
         fn = READERS.get(node.target)
         if fn is None and node.target in self.services.generic_reads:
             fn = _read_generic
+        if fn is None and node.target in self.services.folds:
+            fn = _not_constant
         if fn is None:
             self._unsupported(node, node.target)
             return
@@ -216,6 +218,8 @@ class _Walker(object):
             self._mark_unconvertible(node)   # reads a value an unsupported op made: already listed
             return
         try:
+            if node.target in self.services.folds and self._fold(node):
+                return
             fn(self, node)
         except _Unsupported as e:
             self._unsupported(node, "%s: %s" % (node.target, e))
@@ -227,6 +231,40 @@ class _Walker(object):
             raise ConversionError("%s: node '%s' (%s): malformed arguments: %s: %s"
                                   % (self.source, node.name, node.target, type(e).__name__,
                                      _first_line(e)))
+
+    def _fold(self, node):
+        """A node whose kind declares ``fold`` and whose tensor arguments (those the fold reads)
+        are constants: evaluated now (``services.fold``, numpy) into a constant; False otherwise.
+        Constant tensors are handed over as their arrays (float values for quantized ones), not
+        copies: an in-place op (``fill_`` of a ``slice`` view) writes through to its base."""
+        kind, reads = self.services.folds[node.target]
+        if len(node.outputs) != 1:
+            return False
+        args = {}
+        for key, ref in node.args.items():
+            v = self.value(ref)
+            if isinstance(ref, list):
+                if any(isinstance(e, _Ref) for e in ref):
+                    if not all(e is None or _const_array(e) is not None for e in v):
+                        return False
+                    v = [None if e is None else _const_array(e) for e in v]
+            elif isinstance(ref, _Ref):
+                if reads is not None and key not in reads:
+                    v = None   # only its dtype/device matter (new_zeros): not read
+                else:
+                    v = _const_array(v)
+                    if v is None:
+                        return False
+            args[key] = v
+        meta = self.jgraph.get("tensor_values", {}).get(node.output) or {}
+        shape = None
+        if "sizes" in meta:
+            shape = tuple(_static_int(d, "dimension of %s" % node.output, self.source) for d in meta["sizes"])
+        dtype = SCALAR_TYPES.get(meta.get("dtype"))
+        where = "%s: node '%s'" % (self.source, node.name)
+        data = self.services.fold(node.target, kind, args, shape, dtype, where)
+        self.values[node.output] = Tensor(_op_name(node), data.shape, str(data.dtype), None, data)
+        return True
 
     def _unsupported(self, node, reason):
         self.unsupported.append((_op_name(node), reason))
@@ -357,6 +395,26 @@ def _slice_bounds(w, node):
 
 
 _PLAIN = (bool, int, float, str, type(None))
+
+
+def _const_array(v):
+    """The array of a constant tensor (the float values of quantized integers, as the op reads
+    them after their dequantize), else None."""
+    if not isinstance(v, Tensor) or not v.is_const:
+        return None
+    if v.qparams is None:
+        return v.data
+    q = v.qparams
+    shape = [1] * v.data.ndim
+    if not q.per_tensor:
+        shape[q.axis % v.data.ndim] = -1
+    scale = q.scale.astype(np.float32).reshape(shape if not q.per_tensor else [])
+    zp = q.zero_point.astype(np.float32).reshape(shape if not q.per_tensor else [])
+    return ((v.data.astype(np.float32) - zp) * scale).astype(np.float32)
+
+
+def _not_constant(w, node):
+    raise _Unsupported("converted only when its inputs are constants (it is folded)")
 
 
 def _read_generic(w, node):

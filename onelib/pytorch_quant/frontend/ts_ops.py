@@ -47,6 +47,16 @@ def _quantize(w, node):
     dtype = _QDTYPE.get(w.const(dt))
     if dtype not in ("uint8", "int8"):
         raise _Unsupported("quantize to torch dtype code %r" % w.const(dt))
+    c = w.const(x) if not isinstance(w.values.get(x.unique()), Tensor) else None
+    if hasattr(c, "is_quantized") and not c.is_quantized:
+        # a constant FX quantizes (ViT's class token before a quantized cat): PyTorch's integers
+        import torch
+        qc = torch.quantize_per_tensor(c.detach().float(), float(w.const(s)), int(w.const(z)),
+                                        {"uint8": torch.quint8, "int8": torch.qint8}[dtype])
+        ints = qc.int_repr().numpy()
+        w.values[node.output().unique()] = Tensor(w.name_for(node), ints.shape, dtype,
+                                                  QParams(np.float32(qc.q_scale()), qc.q_zero_point()), ints)
+        return
     w.emit("quantize", node, [w.tensor(x, node)], qparams=_qp(w.const(s), w.const(z)), dtype=dtype)
 
 
@@ -118,17 +128,42 @@ def _linear(w, node):
 
 @reader("quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu")
 def _binary(w, node):
-    a, b, s, z = _inputs(node)
     kind = node.kind().split("::")[1]
-    w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node), w.tensor(b, node)],
+    if len(_inputs(node)) == 2:
+        # quantized::add/mul(x, number) (FX's ``x * 0.35``): the add_scalar/mul_scalar kernel
+        # (measured on x86 and qnnpack: the same integers and output qparams)
+        _scalar_op(w, node, kind.replace("_relu", "_scalar_relu") if kind.endswith("_relu") else kind + "_scalar")
+        return
+    a, b, s, z = _inputs(node)
+    w.emit(kind.replace("_relu", ""), node, [_operand(w, a, node), _operand(w, b, node)],
            {"act": "relu" if kind.endswith("_relu") else None}, qparams=_qp(w.const(s), w.const(z)))
+
+
+def _operand(w, v, node):
+    """An activation, or a quantized constant (FX quantizes a parameter added to the tokens, ViT's
+    position embedding; ``torch.jit.freeze`` folds that quantize into a constant)."""
+    c = None if isinstance(w.values.get(v.unique()), Tensor) else w.const(v)
+    if getattr(c, "is_quantized", False):
+        import torch
+        if c.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric) or c.dtype != torch.quint8:
+            raise _Unsupported("a constant operand quantized per channel or not as quint8")
+        ints = c.int_repr().numpy().copy()
+        return Tensor(w.name_for(node, "/const"), ints.shape, "uint8", QParams(np.float32(c.q_scale()),
+                                                                              c.q_zero_point()), ints)
+    return w.tensor(v, node)
 
 
 @reader("quantized::add_scalar", "quantized::add_scalar_relu", "quantized::mul_scalar", "quantized::mul_scalar_relu")
 def _binary_scalar(w, node):
+    _scalar_op(w, node, node.kind().split("::")[1])
+
+
+def _scalar_op(w, node, kind):
     a, c = _inputs(node)[:2]
-    kind = node.kind().split("::")[1]
-    w.emit(kind.replace("_relu", ""), node, [w.tensor(a, node)],
+    x = w.tensor(a, node)
+    if x.qparams is None:   # a placeholder after an op that is not converted (listed already)
+        raise _Unsupported("the input is not a quantized tensor (an op before it is not converted)")
+    w.emit(kind.replace("_relu", ""), node, [x],
            {"scalar": float(w.const(c)), "act": "relu" if kind.endswith("_relu") else None}, qparams=None)
     # the output qparams are derived by the op itself (see ops/elementwise.py)
     w.services.derive_qparams(w.graph.ops[-1])
@@ -138,14 +173,20 @@ def _binary_scalar(w, node):
 def _cat(w, node):
     ins = _inputs(node)
     items = w.values.get(ins[0].unique())
-    if not items or not all(isinstance(t, Tensor) for t in items):
+    if not items or not all(isinstance(t, Tensor) for t in items) or all(t.is_const for t in items):
         raise _Unsupported("cat of values that are not activations")
     dim = w.const(ins[1])
+    attrs = {"dim": int(dim)}
+    if any(t.is_const for t in items):
+        # a quantized constant (FX's class token): activations first, ``order`` restores PyTorch's
+        ins_order = [i for i, t in enumerate(items) if not t.is_const] + [i for i, t in enumerate(items) if t.is_const]
+        attrs["order"] = [ins_order.index(i) for i in range(len(items))]
+        items = [items[i] for i in ins_order]
     if node.kind() == "quantized::cat":
         q = _qp(w.const(ins[2]), w.const(ins[3]))
     else:  # aten::cat on quantized tensors keeps the (shared) qparams of its inputs
         q = items[0].qparams.copy() if items[0].qparams is not None else None
-    w.emit("cat", node, items, {"dim": int(dim)}, qparams=q, dtype=items[0].dtype)
+    w.emit("cat", node, items, attrs, qparams=q, dtype=items[0].dtype)
 
 
 @reader("aten::stack")

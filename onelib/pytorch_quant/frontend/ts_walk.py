@@ -255,6 +255,8 @@ def _read_generic(w, node):
     kind, names = w.services.generic_reads[node.kind()]
     ins = _inputs(node)
     schema = _argument_names(node)
+    if node.kind() in w.services.folds and _fold(w, node, kind, ins, schema):
+        return
     tensors, attrs = [], {}
     for name in names:
         if name not in schema:
@@ -275,6 +277,26 @@ def _read_generic(w, node):
         raise _Unsupported("read as %s: needs an activation argument and one output" % kind)
     w.emit(kind, node, tensors, attrs)
     w.services.derive_qparams(w.graph.ops[-1])
+
+
+def _fold(w, node, kind, ins, schema):
+    """A node of a kind that declares ``fold`` whose arguments are all constants (frozen tensors,
+    numbers, sizes): evaluated now (``services.fold``, numpy) into a constant torch tensor, which
+    readers take as any frozen constant (ViT's class token ``expand``). False otherwise."""
+    import torch
+    args = {}
+    for name, v in zip(schema, ins):
+        if isinstance(w.values.get(v.unique()), Tensor):
+            return False
+        c = w.const(v)
+        if isinstance(c, torch.Tensor):
+            if c.is_quantized:
+                return False
+            c = c.detach().cpu().numpy()
+        args[name] = list(c) if isinstance(c, tuple) else c
+    out = w.services.fold(node.kind(), kind, args, None, None, "%s: %s" % (w.source, w.path(node) or node.kind()))
+    w.values[node.output().unique()] = torch.from_numpy(np.ascontiguousarray(out))
+    return True
 
 
 def _argument_names(node):

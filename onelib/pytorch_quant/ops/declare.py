@@ -23,15 +23,16 @@ class OpDecl(object):
     """The facts of one source op kind (see the module docstring)."""
 
     __slots__ = ("kind", "shape", "qparams", "lower", "float_ok", "same_grid", "reads", "args", "inputs",
-                 "attrs", "circle", "conditions", "onert", "seq")
+                 "attrs", "circle", "conditions", "onert", "seq", "fold", "fold_args")
 
     def __init__(self, kind, shape, qparams, lower, float_ok, same_grid, reads, args, inputs, attrs,
-                 circle, conditions, onert, seq):
+                 circle, conditions, onert, seq, fold=None, fold_args=None):
         self.kind, self.shape, self.qparams, self.lower = kind, shape, qparams, lower
         self.float_ok, self.same_grid, self.reads, self.args = float_ok, same_grid, reads, args
         self.inputs, self.attrs = inputs, attrs
         self.circle, self.conditions, self.onert = circle, conditions, onert
         self.seq = seq
+        self.fold, self.fold_args = fold, fold_args
 
     @property
     def module(self):
@@ -42,7 +43,7 @@ class OpDecl(object):
 
 
 def op(kind, shape, qparams=None, float_ok=False, same_grid=False, reads=None, args=None,
-       inputs="x", attrs="-", circle="", conditions="", onert="yes"):
+       inputs="x", attrs="-", circle="", conditions="", onert="yes", fold=None, fold_args=None):
     """Declare source op ``kind``, lowered by the decorated function ``fn(ctx, op)``.
 
     shape:      fn(op) -> output shape (a tuple; one tuple per output for multi-output kinds)
@@ -53,6 +54,12 @@ def op(kind, shape, qparams=None, float_ok=False, same_grid=False, reads=None, a
     args:       {frontend: (argument names, ...)}: read generically (``registry.generic_reads``)
     inputs, attrs: what the source op carries (IR documentation)
     circle, conditions, onert: the README row (what it becomes, when, whether onert runs it)
+    fold:       fn(name, args, shape) -> numpy array: the op evaluated on constants (``name``: the
+                PyTorch name read; ``args``: the node's arguments by schema name, constant tensors as
+                numpy arrays; ``shape``: the output shape the program records). A node of a
+                name in ``reads`` whose tensor arguments are all constants becomes a constant
+                (passes/fold.py; the reader asks before reading)
+    fold_args:  the tensor arguments ``fold`` reads (default: all); e.g. ``new_zeros`` reads none
     """
     reads = dict(reads or {})
     for fe in list(reads) + list(args or {}):
@@ -61,7 +68,8 @@ def op(kind, shape, qparams=None, float_ok=False, same_grid=False, reads=None, a
     def deco(fn):
         DECLARED.append(OpDecl(kind, shape, qparams, fn, bool(float_ok), bool(same_grid),
                                dict((fe, tuple(reads.get(fe, ()))) for fe in FRONTENDS), dict(args or {}),
-                               inputs, attrs, circle, conditions, onert, len(DECLARED)))
+                               inputs, attrs, circle, conditions, onert, len(DECLARED), fold,
+                               None if fold_args is None else tuple(fold_args)))
         return fn
     return deco
 

@@ -41,9 +41,15 @@ def broadcast_shape(op):
 
 
 def _aligned(ctx, src, out_rank, name):
-    """An operand of a broadcasting op, as a circle tensor whose axes line up with the output's."""
-    t = ctx.value(src)
+    """An operand of a broadcasting op, as a circle tensor whose axes line up with the output's
+    (a quantized constant operand, FX's quantized parameter: its integers, in that layout)."""
     rank = len(src.shape)
+    if src.is_const:
+        data = np.asarray(src.data).reshape((1,) * (out_rank - rank) + tuple(src.shape))
+        if out_rank == 4:
+            data = np.transpose(data, (0, 2, 3, 1))
+        return ctx.const(name, np.ascontiguousarray(data), src.qparams.copy() if src.qparams is not None else None)
+    t = ctx.value(src)
     if rank == out_rank:
         return t
     # PyTorch aligns trailing dims: give the operand the output's rank (leading 1s) in its layout
@@ -109,7 +115,8 @@ def scalar_const(ctx, name, c, dtype):
 @op("mul_scalar", shape=same_shape, qparams=mul_scalar_qparams,
     reads={"torchscript": ("quantized::mul_scalar", "quantized::mul_scalar_relu")},
     inputs="x", attrs="scalar (float), act; output qparams derived (``qparams``)",
-    circle="MUL with an exact one-element constant")
+    circle="MUL with an exact one-element constant",
+    conditions="also `quantized::add`/`mul(x, number)` (FX's `x * 0.35`: the same kernel)")
 def lower_scalar(ctx, op):
     kind = "ADD" if op.kind == "add_scalar" else "MUL"
     x = ctx.value(op.inputs[0])
@@ -237,7 +244,24 @@ def binary_const_shape(op):
     return tuple(np.broadcast_shapes(tuple(op.inputs[0].shape), tuple(op.inputs[1].shape)))
 
 
-@op("binary_const", shape=binary_const_shape, float_ok=True, reads={
+_NUMPY_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide}
+
+
+def fold_arith(name, args, shape):
+    """add/sub/mul/div/rsub of constants: self <op> alpha * other (rsub: other - alpha * self)."""
+    kind = name.split(".")[1].rstrip("_")
+    a, b = np.asarray(args["self"]), np.asarray(args["other"])
+    alpha = args.get("alpha", 1)
+    if kind == "rsub":
+        a, b, kind = b, a, "sub"
+    if alpha != 1:
+        b = b * alpha
+    if kind == "div" and args.get("rounding_mode") is not None:
+        raise ConversionError("div with rounding_mode of constants is not folded")
+    return _NUMPY_ARITH[kind](a, b)
+
+
+@op("binary_const", shape=binary_const_shape, fold=fold_arith, float_ok=True, reads={
         "torchscript": ("aten::add", "aten::sub", "aten::mul", "aten::div"),
         "pt2": tuple("aten.%s.%s" % (k, v) for k in ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_")
                      for v in ("Tensor", "Scalar")) + ("aten.rsub.Tensor", "aten.rsub.Scalar")},

@@ -30,7 +30,14 @@ def circle_perm(dims, rank):
     return [nhwc_axis(dims[r[i]], rank) for i in range(rank)]
 
 
-@op("permute", shape=permute_shape, float_ok=True, same_grid=True, reads={
+def fold_permute(name, args, shape):
+    x = args["self"]
+    if "dims" in args:
+        return np.transpose(x, args["dims"])
+    return np.swapaxes(x, args["dim0"], args["dim1"])
+
+
+@op("permute", shape=permute_shape, fold=fold_permute, float_ok=True, same_grid=True, reads={
         "torchscript": ("aten::permute", "aten::transpose", "aten::transpose_", "aten::swapaxes", "aten::swapdims"),
         "pt2": ("aten.permute.default", "aten.transpose.int")},
     attrs="dims (transpose/swapaxes become permute)",

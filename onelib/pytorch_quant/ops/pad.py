@@ -30,7 +30,9 @@ def pad_shape(op):
 
 
 @op("constant_pad", shape=pad_shape, float_ok=True,
-    reads={"torchscript": ("aten::pad", "aten::constant_pad_nd")},
+    reads={"torchscript": ("aten::pad", "aten::constant_pad_nd"),
+           "pt2": ("aten.pad.default", "aten.constant_pad_nd.default")},
+    args={"pt2": ("self", "pad", "mode", "value")},
     attrs="pad (PyTorch's flat list, last dim first), value (float)",
     circle="PAD (value = zero point) / PADV2", conditions="constant mode; reflect/replicate refused")
 def lower_constant_pad(ctx, op):
@@ -42,8 +44,11 @@ def lower_constant_pad(ctx, op):
     circle_pairs = [None] * rank
     for d, p in enumerate(pairs):
         circle_pairs[nhwc_axis(d, rank)] = list(p)
+    if op.attrs.get("mode", "constant") != "constant":
+        raise ConversionError("%s: %s padding (only constant padding has a quantized circle form here)"
+                              % (op.name, op.attrs["mode"]))
     x = ctx.value(src)
-    value = float(op.attrs["value"])
+    value = float(op.attrs.get("value") or 0.0)
     if x.qparams is None:
         fill = "zero_point" if value == 0.0 else value
     else:

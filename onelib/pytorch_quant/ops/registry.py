@@ -13,6 +13,7 @@ Derived tables (read-only; callers must not change them):
 * ``SHAPES``, ``LOWERINGS``, ``QPARAMS``: kind -> shape rule / lowering / qparams rule
 * ``FLOAT_CAPABLE``: kinds whose lowering also handles float tensors
 * ``SAME_GRID``: kinds whose output is on their input's grid (circle's kernels and PyTorch's)
+* ``FOLDS``: kind -> fold function (``@op(fold=...)``: the op evaluated on constants)
 
 Generic reading contract (``generic_reads(frontend)``): a kind declared with
 ``args={frontend: (name, ...)}`` is read without a reader of its own. The table maps each PyTorch
@@ -25,11 +26,11 @@ nothing from ``ops/``: api.py hands them this table.
 Import graph (acyclic): declare.py, ctx.py, quant.py <- op modules <- registry.py <- lower.py,
 table.py; no op module imports registry.py or lower.py.
 """
-from . import activation, conv, conv_extra, elementwise, layout, pad, pool, resize, shape_ops
+from . import activation, constants, conv, conv_extra, elementwise, layout, pad, pool, resize, shape_ops, tensor_ops
 from .declare import FRONTENDS, DECLARED
 
 # the op modules, in the README's order (each declares its kinds with @op)
-MODULES = (elementwise, conv, conv_extra, activation, pool, shape_ops, layout, resize, pad)
+MODULES = (elementwise, conv, conv_extra, activation, pool, shape_ops, layout, resize, pad, tensor_ops, constants)
 
 
 def _collect():
@@ -49,6 +50,7 @@ LOWERINGS = dict((k, d.lower) for k, d in DECLS.items())
 QPARAMS = dict((k, d.qparams) for k, d in DECLS.items() if d.qparams is not None)
 FLOAT_CAPABLE = frozenset(k for k, d in DECLS.items() if d.float_ok)
 SAME_GRID = frozenset(k for k, d in DECLS.items() if d.same_grid)
+FOLDS = dict((k, d.fold) for k, d in DECLS.items() if d.fold is not None)
 
 
 def reads(frontend):
@@ -71,4 +73,19 @@ def generic_reads(frontend):
             for name in d.reads[frontend]:
                 assert name not in out, "%s is read generically as both %s and %s" % (name, out[name][0], k)
                 out[name] = (k, tuple(d.args[frontend]))
+    return out
+
+
+def folds(frontend):
+    """{PyTorch name: (kind, tensor arguments the fold reads or None for all)} for every name
+    ``frontend`` reads into a kind that declares ``fold`` (passes/fold.py evaluates them). The
+    .pt2 reader folds any such name; the TorchScript reader (whose size arithmetic and frozen
+    constants are already values) folds the kinds it reads generically (``args``)."""
+    assert frontend in FRONTENDS, frontend
+    out = {}
+    for k, d in DECLS.items():
+        if d.fold is not None and (frontend == "pt2" or frontend in d.args):
+            for name in d.reads[frontend]:
+                assert name not in out, "%s is folded as both %s and %s" % (name, out[name][0], k)
+                out[name] = (k, d.fold_args)
     return out

@@ -2,8 +2,8 @@
 import numpy as np
 
 from ..errors import ConversionError
-from ..ir import Tensor
-from ..circle.vocab import ACT
+from ..ir import QParams, Tensor
+from ..circle.vocab import ACT, INT_RANGE
 from .ctx import nhwc_axis
 from .declare import op
 
@@ -28,6 +28,16 @@ def reshape_shape(op):
     return tuple(s)
 
 
+def fold_reshape(name, args, shape):
+    """view/reshape/squeeze/unsqueeze/unflatten: the recorded shape; select: one index of an axis
+    (numpy views, as PyTorch's, so an in-place op on the result writes to the base)."""
+    x = args["self"]
+    if "index" in args:
+        d = args.get("dim", 0) % x.ndim
+        return x[(slice(None),) * d + (args["index"],)]
+    return x.reshape(shape)
+
+
 @op("flatten", shape=flatten_shape, float_ok=True, same_grid=True,
     reads={"torchscript": ("aten::flatten",), "pt2": ("aten.flatten.using_ints",)},
     attrs="start, end", circle="RESHAPE (TRANSPOSE to PyTorch order for H×W maps)")
@@ -36,8 +46,8 @@ def reshape_shape(op):
                         "aten::unsqueeze_", "aten::select", "aten::stack"),
         "pt2": ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default",
                 "aten.unsqueeze_.default", "aten.squeeze.default", "aten.squeeze.dim", "aten.squeeze.dims",
-                "aten.squeeze_.dim", "aten.squeeze_.dims", "aten.select.int")},
-    attrs="shape (may hold one -1)",
+                "aten.squeeze_.dim", "aten.squeeze_.dims", "aten.select.int", "aten.unflatten.int")},
+    attrs="shape (may hold one -1)", fold=fold_reshape,
     circle="RESHAPE (TRANSPOSE to PyTorch order for H×W maps); `select`: a piece of a split, then RESHAPE; "
            "`stack`: RESHAPE (unsqueeze) of each input, then CONCATENATION",
     conditions="`contiguous`, `dropout`, `detach`, `clone` are read as nothing (identities)")
@@ -66,17 +76,56 @@ def cat_shape(op):
     return tuple(out)
 
 
-@op("cat", shape=cat_shape, float_ok=True, reads={
+def fold_cat(name, args, shape):
+    return np.concatenate([np.asarray(t) for t in args["tensors"]], axis=args.get("dim", 0))
+
+
+@op("cat", shape=cat_shape, fold=fold_cat, float_ok=True, reads={
         "torchscript": ("quantized::cat", "aten::cat", "aten::stack"), "pt2": ("aten.cat.default",)},
-    inputs="x0, x1, ...", attrs="dim",
+    inputs="x0, x1, ... (activations, then constants)",
+    attrs="dim, order (PyTorch's order of the inputs, when constants are among them)",
     circle="CONCATENATION", conditions="any dim, inputs on different grids")
 def lower_cat(ctx, op):
     rank = len(op.outputs[0].shape)
-    xs = [ctx.value(t) for t in op.inputs]
+    xs = [_cat_const(ctx, op, t, i) if t.is_const else ctx.value(t) for i, t in enumerate(op.inputs)]
+    if "order" in op.attrs:   # constant inputs follow the activations in the IR (see the .pt2 reader)
+        xs = [xs[i] for i in op.attrs["order"]]
     y = ctx.like(op.outputs[0])
     ctx.emit("CONCATENATION", xs, [y],
              {"axis": nhwc_axis(op.attrs["dim"], rank), "fusedActivationFunction": ACT[None]}, op.name)
     ctx.define(op.outputs[0], y)
+
+
+def _cat_const(ctx, op, t, i):
+    """A constant input of cat (ViT's class token): on the output's grid when the cat is quantized
+    (XNNPACK quantizes it with the cat's qparams: its integers are kept, int8 moved to uint8 by the
+    exact +128; a float constant is quantized onto that grid, which is what the quantizer after
+    PyTorch's float cat does to it), else its float values."""
+    out = op.outputs[0]
+    data = np.asarray(t.data)
+    q = t.qparams
+    if q is not None and (out.qparams is None or not q.per_tensor):
+        data = ((data.astype(np.float32) - np.float32(q.zero_point[0])) * q.scale.astype(np.float32)[0]
+                if q.per_tensor else None)
+        if data is None:
+            raise ConversionError("%s: a per-channel quantized constant in cat" % op.name)
+        q = None
+    if out.qparams is not None:
+        if q is None:
+            lo, hi = INT_RANGE[out.dtype]
+            qo = out.qparams
+            data = np.clip(np.round(data.astype(np.float32) / np.float32(qo.scale[0])) + int(qo.zero_point[0]), lo, hi)
+            data, q = data.astype(out.dtype), qo.copy()
+        elif str(data.dtype) != out.dtype:
+            if (str(data.dtype), out.dtype) != ("int8", "uint8"):
+                raise ConversionError("%s: a %s constant in a %s cat" % (op.name, data.dtype, out.dtype))
+            data = (data.astype(np.int16) + 128).astype(np.uint8)
+            q = QParams(q.scale, q.zero_point + 128)
+    else:
+        data = data.astype(np.float32)
+    if data.ndim == 4:
+        data = np.transpose(data, (0, 2, 3, 1))
+    return ctx.const("%s/const%d" % (op.name, i), np.ascontiguousarray(data), q)
 
 
 def gather_shape(op):
@@ -85,7 +134,14 @@ def gather_shape(op):
     return tuple(s)
 
 
-@op("gather", shape=gather_shape, float_ok=True, same_grid=True,
+def fold_slice(name, args, shape):
+    """x[a:b:step] along ``dim``: a numpy view (an in-place op on it writes to the base)."""
+    x = args["self"]
+    d = args.get("dim", 0) % x.ndim
+    return x[(slice(None),) * d + (slice(args.get("start"), args.get("end"), args.get("step", 1)),)]
+
+
+@op("gather", shape=gather_shape, fold=fold_slice, float_ok=True, same_grid=True,
     reads={"torchscript": ("aten::slice",), "pt2": ("aten.slice.Tensor",)},
     attrs="dim, index (list): x[:, a:b:step], step > 1",
     circle="GATHER (`x[:, a:b:step]`, step > 1)", conditions="keeps the input's grid")
