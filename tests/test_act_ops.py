@@ -155,3 +155,17 @@ def test_gelu_with_an_unknown_approximation_is_refused():
     ctx.define(x, x)
     with pytest.raises(ConversionError, match="approximate"):
         LOWERINGS["gelu"](ctx, Op("gelu", [x], [y], {"approximate": "erf"}, "g"))
+
+
+@pytest.mark.parametrize("name, fn", [("tanh", torch.tanh), ("sigmoid", torch.sigmoid), ("hardsigmoid", F.hardsigmoid)])
+def test_torchscript_fixed_grid_activation_on_a_float_input_stays_float(name, fn):
+    """PyTorch's fixed output grids belong to the quantized ops; on a float input (an FX float
+    island, float preprocessing) tanh/sigmoid/hardsigmoid are float ops, quantized once after."""
+    from onelib.pytorch_quant.runtimes import run_tico
+    conv = _convert(fn, "fx")
+    kinds = [op.kind for op in conv.graph.ops]
+    assert kinds.count("QUANTIZE") == 2, kinds   # the input's and the island's
+    x = np.random.RandomState(5).randn(*SHAPE).astype(np.float32)
+    want = _FxIsland(fn)(torch.from_numpy(x)).numpy()
+    got = run_tico(conv.circle, [x])[0]
+    assert int(np.rint(np.abs(got.astype(np.float64) - want) / 0.03).max()) <= 1
