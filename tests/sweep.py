@@ -183,9 +183,10 @@ def _run_pt2e(case, tmp):
         gm = torch.export.export(model, example, strict=True).module()
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)
+        a, b = case.calib
         with torch.no_grad():
             for _ in range(6):
-                prepared(torch.randn(case.shape, generator=g))
+                prepared(torch.randn(case.shape, generator=g) * a + b)
         ep = torch.export.export(convert_pt2e(prepared), example)
     q = M.Quantized(case.id, "xnnpack", ep, [case.shape])
     path = q.save(os.path.join(tmp, key + ".pt2"))
@@ -722,6 +723,79 @@ def _activation():
     for g, calib in sorted(grids.items()):
         out.append(Case("activation", dict(op="clamp", grid=g), (1, 1, 16, 16),
                         _f(lambda s_, x: torch.clamp(x, -0.5, 0.7)), calib=calib, all_codes=True))
+    return out
+
+
+# ---- issue 10: ops PyTorch computes in float between its grids (PT2E XNNPACK q>q; eager gelu)
+_GRIDS3 = {"unit": (1.0, 0.0), "wide": (4.0, 0.0), "shifted": (1.0, 2.0)}
+
+
+def _pooled(fn):
+    """fn(x) followed by an identity adaptive average pool over a 4-D result, which XNNPACK
+    quantizes, so that PyTorch quantizes fn's output (a float op's output is quantized only for
+    a quantized reader)."""
+    def run(s_, x):
+        y = fn(x)
+        return F.adaptive_avg_pool2d(y.reshape(1, -1, y.shape[-2], y.shape[-1]) if y.dim() != 4 else y,
+                                     tuple(y.shape[-2:]))
+    return run
+
+
+@family("silu", 3)
+def _silu():
+    out = []
+    for g, calib in sorted(_GRIDS3.items()):
+        for inplace in (False, True):
+            out.append(Case("silu", dict(grid=g, inplace=int(inplace)), (1, 4, 5, 6),
+                            _f(_pooled(lambda x, i=inplace: F.silu(x, inplace=i))), frontends=PT2E, calib=calib))
+    return out
+
+
+@family("gelu", 4)
+def _gelu():
+    """Eager quantized gelu (PyTorch dequantizes, computes and requantizes onto the input's grid)
+    on every input code; PT2E's float gelu between XNNPACK's grids."""
+    grids = {"unit": (1.0, 0.0), "wide": (4.0, 0.0), "narrow": (0.2, 0.0), "negative": (0.5, -1.5)}
+    out = []
+    for approx in ("none", "tanh"):
+        for g, calib in sorted(grids.items()):
+            out.append(Case("gelu", dict(approximate=approx, grid=g), (1, 1, 16, 16), _f(lambda s_, x: s_.act(x)),
+                            _mods(act=lambda a=approx: nn.GELU(approximate=a)), calib=calib, all_codes=True))
+        for g, calib in sorted(_GRIDS3.items()):
+            out.append(Case("gelu", dict(approximate=approx, grid=g), (1, 4, 5, 6),
+                            _f(_pooled(lambda x, a=approx: F.gelu(x, approximate=a))), frontends=PT2E, calib=calib))
+    return out
+
+
+def _softmax_cases(op, fn):
+    out = []
+    for shape in [(1, 4, 5, 6), (2, 3, 5, 4), (4, 5, 6)]:
+        for dim in range(-len(shape), len(shape)):
+            out.append(Case(op, dict(dim=dim), shape, _f(_pooled(lambda x, d=dim: fn(x, d))), frontends=PT2E))
+    return out
+
+
+@family("softmax", 6)
+def _softmax():
+    """Every axis (4-D tensors are NHWC in circle: dim 1 is last there, the others are moved
+    last by a TRANSPOSE pair)."""
+    return _softmax_cases("softmax", F.softmax)
+
+
+@family("log_softmax", 5)
+def _log_softmax():
+    return _softmax_cases("log_softmax", F.log_softmax)
+
+
+@family("activation_pt2e", 4)
+def _activation_pt2e():
+    """tanh and sigmoid in a .pt2: XNNPACK leaves them float between grids its observers chose
+    (not circle's fixed ones)."""
+    out = []
+    for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
+        for g, calib in sorted(_GRIDS3.items()):
+            out.append(Case("activation_pt2e", dict(op=name, grid=g), (1, 4, 5, 6), _f(_pooled(fn)),
+                            frontends=PT2E, calib=calib))
     return out
 
 
