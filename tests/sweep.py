@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized import FloatFunctional
 
 from sweep_run import (  # noqa: F401  (LIMIT, run_cases, lsb_diff, _safe: the sweep's API)
-    ALL_FRONTENDS, EAGER, LIMIT, PT2E, SEED, Case, QNNPACK_AVG_DIVISOR, QNNPACK_AVG_EXCLUDE_PAD,
+    ALL_FRONTENDS, EAGER, FX, LIMIT, PT2E, SEED, Case, QNNPACK_AVG_DIVISOR, QNNPACK_AVG_EXCLUDE_PAD,
     QNNPACK_DILATED_MAX_PAD, X86_CONV_PAD_GE_KERNEL, X86_CONV_TRANSPOSE, _safe, lsb_diff, run_cases)
 
 
@@ -472,18 +472,22 @@ def _activation():
     return out
 
 
-# ---- issue 10: ops PyTorch computes in float between its grids (PT2E XNNPACK q>q; eager gelu)
+# ---- issue 10: ops PyTorch computes in float between its grids (PT2E XNNPACK q>q, FX between
+# dequantize and quantize_per_tensor; eager quantized gelu)
 _GRIDS3 = {"unit": (1.0, 0.0), "wide": (4.0, 0.0), "shifted": (1.0, 2.0)}
 
 
-def _pooled(fn):
-    """fn(x) followed by an identity adaptive average pool over a 4-D result, which XNNPACK
-    quantizes, so that PyTorch quantizes fn's output (a float op's output is quantized only for
-    a quantized reader)."""
+def _pooled(fn, shape=(1, 4, 5, 6)):
+    """fn(x) followed by an identity adaptive average pool (over a 4-D view of a 3-D result),
+    which XNNPACK quantizes, so that PyTorch quantizes fn's output (a float op's output is
+    quantized only for a quantized reader). ``shape``: the input's (static, so FX traces it)."""
+    hw = tuple(shape[-2:])
+
     def run(s_, x):
         y = fn(x)
-        return F.adaptive_avg_pool2d(y.reshape(1, -1, y.shape[-2], y.shape[-1]) if y.dim() != 4 else y,
-                                     tuple(y.shape[-2:]))
+        if len(shape) != 4:
+            y = y.reshape((1, -1) + hw)
+        return F.adaptive_avg_pool2d(y, hw)
     return run
 
 
@@ -493,7 +497,7 @@ def _silu():
     for g, calib in sorted(_GRIDS3.items()):
         for inplace in (False, True):
             out.append(Case("silu", dict(grid=g, inplace=int(inplace)), (1, 4, 5, 6),
-                            _f(_pooled(lambda x, i=inplace: F.silu(x, inplace=i))), frontends=PT2E, calib=calib))
+                            _f(_pooled(lambda x, i=inplace: F.silu(x, inplace=i))), frontends=PT2E + FX, calib=calib))
     return out
 
 
@@ -509,7 +513,8 @@ def _gelu():
                             _mods(act=lambda a=approx: nn.GELU(approximate=a)), calib=calib, all_codes=True))
         for g, calib in sorted(_GRIDS3.items()):
             out.append(Case("gelu", dict(approximate=approx, grid=g), (1, 4, 5, 6),
-                            _f(_pooled(lambda x, a=approx: F.gelu(x, approximate=a))), frontends=PT2E, calib=calib))
+                            _f(_pooled(lambda x, a=approx: F.gelu(x, approximate=a))), frontends=PT2E + FX,
+                            calib=calib))
     return out
 
 
@@ -517,7 +522,8 @@ def _softmax_cases(op, fn):
     out = []
     for shape in [(1, 4, 5, 6), (2, 3, 5, 4), (4, 5, 6)]:
         for dim in range(-len(shape), len(shape)):
-            out.append(Case(op, dict(dim=dim), shape, _f(_pooled(lambda x, d=dim: fn(x, d))), frontends=PT2E))
+            out.append(Case(op, dict(dim=dim), shape, _f(_pooled(lambda x, d=dim: fn(x, d), shape)),
+                            frontends=PT2E + FX))
     return out
 
 
@@ -533,15 +539,15 @@ def _log_softmax():
     return _softmax_cases("log_softmax", F.log_softmax)
 
 
-@family("activation_pt2e", 4)
-def _activation_pt2e():
+@family("tanh_sigmoid", 4)
+def _tanh_sigmoid():
     """tanh and sigmoid in a .pt2: XNNPACK leaves them float between grids its observers chose
-    (not circle's fixed ones)."""
+    (not circle's fixed ones); FX quantizes them onto the fixed grids."""
     out = []
     for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
         for g, calib in sorted(_GRIDS3.items()):
-            out.append(Case("activation_pt2e", dict(op=name, grid=g), (1, 4, 5, 6), _f(_pooled(fn)),
-                            frontends=PT2E, calib=calib))
+            out.append(Case("tanh_sigmoid", dict(op=name, grid=g), (1, 4, 5, 6), _f(_pooled(fn)),
+                            frontends=PT2E + FX, calib=calib))
     return out
 
 
