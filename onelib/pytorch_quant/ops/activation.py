@@ -241,7 +241,7 @@ def lower_elu(ctx, op):
         "torchscript": ("aten::silu", "aten::silu_"), "pt2": ("aten.silu.default", "aten.silu_.default")},
     args={"torchscript": ("self",), "pt2": ("self",)},
     circle="float LOGISTIC → MUL(x) between DEQUANTIZE and QUANTIZE (circle has no SILU)",
-    conditions="PyTorch computes it in float (no recipe quantizes silu); listed as float")
+    conditions="float in both profiles, as PyTorch computes it (no recipe quantizes silu)")
 def lower_silu(ctx, op):
     """silu(x) = x * sigmoid(x), in float between DEQUANTIZE and QUANTIZE onto PyTorch's output
     grid, in both profiles: circle has no SILU, and PyTorch's quantizers leave silu float (FX
@@ -257,7 +257,7 @@ def lower_silu(ctx, op):
     args={"torchscript": ("self", "approximate"), "pt2": ("self", "approximate")},
     attrs="approximate (\"none\" | \"tanh\")",
     circle="float GELU (approximate for 'tanh') between DEQUANTIZE and QUANTIZE",
-    conditions="no runtime has a uint8 GELU (onert, luci-interpreter: float only); listed as float")
+    conditions="float in both profiles: no runtime has a uint8 GELU (onert, luci-interpreter)")
 def lower_gelu(ctx, op):
     """GELU in float between DEQUANTIZE and QUANTIZE onto PyTorch's output grid: what PyTorch
     computes (PT2E and FX leave gelu float; eager quantized gelu dequantizes, computes and
@@ -311,7 +311,7 @@ def lower_softmax(ctx, op):
         "torchscript": ("aten::log_softmax",), "pt2": ("aten.log_softmax.int", "aten._log_softmax.default")},
     args={"torchscript": ("self", "dim"), "pt2": ("self", "dim")},
     attrs="dim", circle="float LOG_SOFTMAX between DEQUANTIZE and QUANTIZE (a TRANSPOSE pair when the axis is not last)",
-    conditions="onert has no uint8 LOG_SOFTMAX, luci-interpreter only onto (16/256, 255); listed as float")
+    conditions="float in both profiles: onert has no uint8 LOG_SOFTMAX, luci-interpreter only onto (16/256, 255)")
 def lower_log_softmax(ctx, op):
     """LOG_SOFTMAX in float onto PyTorch's grid (PyTorch computes log_softmax in float: no
     recipe quantizes it). onert 0.1.0 has no uint8 LOG_SOFTMAX and luci-interpreter's writes only
