@@ -19,6 +19,9 @@ LIMIT = 1                     # LSB of the output grid, per op fed PyTorch's own
 EAGER = ("x86", "qnnpack")
 PT2E = ("xnnpack",)
 ALL_FRONTENDS = EAGER + PT2E
+# FX graph mode (x86 qconfig mapping), traced: the form of ops FX leaves float between a
+# dequantize and a quantize_per_tensor (silu, gelu, softmax ...). Listed per case, not in ALL_FRONTENDS.
+FX = ("fx",)
 SEED = 20261206               # the default sample; fixed so a run is repeatable
 
 # onert 0.1.0 has no kernel for these circle ops: such circles are checked on TICO only
@@ -84,6 +87,21 @@ class Plain(nn.Module):
         return self.fn(self, x)
 
 
+class FxNet(nn.Module):
+    """fn(self, x) between two one-input ``torch.cat``: the identity, which FX quantizes (its
+    input and output observers are shared), so FX quantizes the op's input and output."""
+
+    def __init__(self, fn, mods=None, seed=0):
+        super().__init__()
+        self.fn = fn
+        for k, v in (mods or {}).items():
+            setattr(self, k, v)
+        _init(self, seed)
+
+    def forward(self, x):
+        return torch.cat([self.fn(self, torch.cat([x], 0))], 0)
+
+
 def _init(model, seed):
     Q._init_params(model, seed)
     g = torch.Generator().manual_seed(seed + 11)
@@ -112,6 +130,19 @@ def _eager(case, engine):
     return m
 
 
+def _fx(case):
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    m = FxNet(case.fn, case.mods() if case.mods else None).eval()
+    a, b = case.calib
+    with Q.engine_ctx("x86"), Q._quiet():
+        batches = Q._batches(case.shape, 0)
+        p = prepare_fx(m, tq.get_default_qconfig_mapping("x86"), (batches[0],))
+        with torch.no_grad():
+            for x in batches:
+                p(x * a + b)
+        return convert_fx(p)
+
+
 def _qmax(engine):
     # x86 calibrates activations to 0..127 (reduce_range): stay inside, its kernels assume it
     return 127 if engine == "x86" else 255
@@ -119,11 +150,15 @@ def _qmax(engine):
 
 # ------------------------------------------------------------------------------ running
 def _run_eager(case, engine, tmp):
-    """dict(conv, jobs: [(oracle, circle, inputs)], ref codes, ...) for one eager case."""
-    key = "%s_%s" % (_safe(case.id), engine)
+    """dict(conv, jobs: [(oracle, circle, inputs)], ref codes, ...) for one eager case (or an FX
+    case: engine "fx", run under x86)."""
+    key, frontend = "%s_%s" % (_safe(case.id), engine), engine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = _eager(case, engine)
+        if engine in FX:
+            q, engine = _fx(case), "x86"
+        else:
+            q = _eager(case, engine)
         path = os.path.join(tmp, key + ".pt")
         Q.trace_and_save(q, case.shape, path, engine=engine)
         x = Q.grid_input(q, case.shape, seed=3, qmax=_qmax(engine))
@@ -140,7 +175,7 @@ def _run_eager(case, engine, tmp):
     conv_luci = api.convert(path, api.ConvertOptions(**opts))
     ref = Q.reference(q, x, engine)
     codes = ref.q
-    other = case.ref_engine.get(engine)
+    other = case.ref_engine.get(frontend)
     if other is not None:
         with Q.engine_ctx(other), torch.no_grad():
             out = torch.jit.load(path)(torch.from_numpy(x)).numpy()
@@ -165,9 +200,10 @@ def _run_pt2e(case, tmp):
         gm = torch.export.export(model, example, strict=True).module()
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         prepared = prepare_pt2e(gm, quantizer)
+        a, b = case.calib
         with torch.no_grad():
             for _ in range(6):
-                prepared(torch.randn(case.shape, generator=g))
+                prepared(torch.randn(case.shape, generator=g) * a + b)
         ep = torch.export.export(convert_pt2e(prepared), example)
     q = M.Quantized(case.id, "xnnpack", ep, [case.shape])
     path = q.save(os.path.join(tmp, key + ".pt2"))

@@ -257,3 +257,44 @@ def test_data_movement_and_folded_constants_pass_one_tools(tmp_path):
         if found:
             bad["%s/%s" % (case_id, fe)] = found
     assert bad == {}, bad
+
+
+def _act_cases():
+    import torch
+    import torch.nn.functional as F
+    return {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"),
+            "softmax_dim1": lambda v: F.softmax(v, 1), "softmax_dim3": lambda v: F.softmax(v, 3),
+            "log_softmax_dim1": lambda v: F.log_softmax(v, 1), "log_softmax_dim0": lambda v: F.log_softmax(v, 0),
+            "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+
+ACT_CASES = ["silu", "gelu", "gelu_tanh", "softmax_dim1", "softmax_dim3", "log_softmax_dim1", "log_softmax_dim0",
+             "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize("profile", ["luci", "onert"])
+@pytest.mark.parametrize("frontend", ["pt2", "fx"])
+@pytest.mark.parametrize("name", ACT_CASES)
+def test_activation_circles_pass_one_tools(name, frontend, profile, tmp_path):
+    """silu, gelu, softmax/log_softmax on other axes, tanh/sigmoid of a .pt2 (issue 10), as PT2E
+    and FX write them (tests/test_act_ops.py): ONE's tools take every circle, and luci-interpreter
+    runs the onert profile's within 1 LSB of PyTorch."""
+    import torch
+    import test_act_ops as T
+    fn = _act_cases()[name]
+    conv = T._convert(fn, frontend, profile=profile)
+    cpath = os.path.join(str(tmp_path), "m.circle")
+    conv.save(cpath)
+    bad = judge(cpath, conv.circle)
+    if profile == "onert":
+        bad.pop("luci_verifier", None)
+        bad.pop("verifier_agreement", None)
+        if _tool("circle-interpreter"):
+            x = np.random.RandomState(5).randn(*T.SHAPE).astype(np.float32)
+            module = T._Pt2Island(fn) if frontend == "pt2" else T._FxIsland(fn)
+            want = module(torch.from_numpy(x)).numpy()
+            got = run_luci_interpreter(conv.circle, [x], BIN)[0]
+            worst = int(np.rint(np.abs(got.astype(np.float64) - want) / 0.03).max())
+            if worst > 1:
+                bad["luci-interpreter"] = "%d LSB" % worst
+    assert bad == {}, bad

@@ -40,6 +40,7 @@ OPS = {
                                                   "shrinkAxisMask")),
     "EXP": (47, "ExpOptions", ()),
     "SPLIT": (49, "SplitOptions", ("numSplits",)),
+    "LOG_SOFTMAX": (50, "LogSoftmaxOptions", ()),
     "MAXIMUM": (55, "MaximumMinimumOptions", ()),
     "MINIMUM": (57, "MaximumMinimumOptions", ()),
     "NEG": (59, None, ()),
@@ -54,6 +55,7 @@ OPS = {
     "ELU": (111, None, ()),
     "QUANTIZE": (114, None, ()),
     "HARD_SWISH": (117, "HardSwishOptions", ()),
+    "GELU": (150, "GeluOptions", ("approximate",)),
 }
 
 # fusedActivationFunction (ActivationFunctionType): by source activation name, and the standalone

@@ -224,8 +224,10 @@ def _qsigmoid(w, node):
 
 @reader("aten::sigmoid", "aten::sigmoid_")
 def _sigmoid(w, node):
-    # quantized sigmoid in PyTorch has fixed output qparams: 1/256, zero point 0 (quint8)
-    w.emit("sigmoid", node, [w.tensor(node.input(), node)], qparams=_qp(1.0 / 256.0, 0))
+    # quantized sigmoid in PyTorch has fixed output qparams: 1/256, zero point 0 (quint8); on a
+    # float input (an FX float island, float preprocessing) it is float
+    x = w.tensor(node.input(), node)
+    w.emit("sigmoid", node, [x], qparams=_qp(1.0 / 256.0, 0) if x.qparams is not None else None)
 
 
 @reader("aten::relu", "aten::relu_", "quantized::relu")

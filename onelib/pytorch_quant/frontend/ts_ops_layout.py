@@ -8,7 +8,10 @@ from .ts_walk import _Unsupported, _inputs, _known_shape, _number, _qp, reader
 
 def _fixed_qp(t, uint8_qp):
     """PyTorch's fixed output qparams of sigmoid/hardsigmoid/tanh: given for quint8; a qint8 input
-    gets the same grid moved down by 128 (dtype_policy moves it back)."""
+    gets the same grid moved down by 128 (dtype_policy moves it back); a float input (an FX float
+    island, float preprocessing) none: the op is float."""
+    if t.qparams is None:
+        return None
     s, z = uint8_qp
     return _qp(s, z - 128 if t.dtype == "int8" else z)
 

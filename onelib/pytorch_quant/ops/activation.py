@@ -1,4 +1,5 @@
-"""hardsigmoid, tanh, leaky_relu, elu, softmax; the fixed-qparams rule shared with sigmoid.
+"""hardsigmoid, tanh, leaky_relu, elu, silu, gelu, softmax, log_softmax; the fixed-qparams rule
+shared with sigmoid.
 
 Two ways to lower a quantized unary op, and when each is used:
 
@@ -77,11 +78,12 @@ class FloatIsland(object):
         self.ctx.emit(kind, inputs, [out], attrs or {}, "%s/%s" % (self.name, tag))
         return out
 
-    def output(self, shape=None, tag="float_out"):
+    def output(self, shape=None, tag="float_out", name=None):
         """The float tensor the body's last op must write (the result itself when the source op
-        runs in float; otherwise what QUANTIZE reads, named ``tag``)."""
+        runs in float; otherwise what QUANTIZE reads, named ``tag``). ``name``: the island's
+        result's, when not the source op output's (a TRANSPOSE after the island writes that)."""
         out = self.src_op.outputs[0]
-        self.y = self.ctx.like(out) if shape is None else self.ctx.like(out, shape=shape)
+        self.y = self.ctx.like(out, name=name) if shape is None else self.ctx.like(out, name=name, shape=shape)
         return self.y if out.qparams is None else self.tmp(tag, self.y.shape)
 
     def done(self, last):
@@ -139,7 +141,9 @@ def fixed_qparams_unary(ctx, op, kind, attrs=None):
     ctx.define(out, y)
 
 
-@op("tanh", shape=same_shape, float_ok=True, reads={"torchscript": ("aten::tanh", "aten::tanh_")},
+@op("tanh", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("aten::tanh", "aten::tanh_"), "pt2": ("aten.tanh.default", "aten.tanh_.default")},
+    args={"pt2": ("self",)},
     attrs="- (output on PyTorch's fixed grid)", circle="TANH", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
 def lower_tanh(ctx, op):
     fixed_qparams_unary(ctx, op, "TANH")
@@ -233,22 +237,62 @@ def lower_elu(ctx, op):
     ctx.define(op.outputs[0], isl.done(y))
 
 
-@op("softmax", shape=same_shape, float_ok=True, reads={"torchscript": ("quantized::softmax",)},
-    attrs="dim", circle="SOFTMAX (a TRANSPOSE pair when the axis is not last)", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
-def lower_softmax(ctx, op):
-    """SOFTMAX works on the last circle axis: other axes are moved last by a TRANSPOSE pair
-    (quantized TRANSPOSE keeps the grid). Quantized when PyTorch's output grid is the fixed one
-    (``options.softmax_scale``), else computed in float onto PyTorch's grid."""
+@op("silu", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("aten::silu", "aten::silu_"), "pt2": ("aten.silu.default", "aten.silu_.default")},
+    args={"torchscript": ("self",), "pt2": ("self",)},
+    circle="float LOGISTIC → MUL(x) between DEQUANTIZE and QUANTIZE (circle has no SILU)",
+    conditions="float in both profiles, as PyTorch computes it (no recipe quantizes silu)")
+def lower_silu(ctx, op):
+    """silu(x) = x * sigmoid(x), in float between DEQUANTIZE and QUANTIZE onto PyTorch's output
+    grid, in both profiles: circle has no SILU, and PyTorch's quantizers leave silu float (FX
+    between dequantize and quantize, PT2E likewise), so this is PyTorch's own arithmetic. A
+    quantized LOGISTIC then MUL would round twice and needs a uint8 MUL luci-interpreter lacks."""
+    isl = FloatIsland(ctx, op)
+    sig = isl.op("LOGISTIC", [isl.x], "sigmoid")
+    y = isl.op("MUL", [isl.x, sig], "mul", {"fusedActivationFunction": 0}, out=isl.output())
+    ctx.define(op.outputs[0], isl.done(y))
+
+
+@op("gelu", shape=same_shape, float_ok=True, reads={"torchscript": ("aten::gelu",), "pt2": ("aten.gelu.default",)},
+    args={"torchscript": ("self", "approximate"), "pt2": ("self", "approximate")},
+    attrs="approximate (\"none\" | \"tanh\")",
+    circle="float GELU (approximate for 'tanh') between DEQUANTIZE and QUANTIZE",
+    conditions="float in both profiles: no runtime has a uint8 GELU (onert, luci-interpreter)")
+def lower_gelu(ctx, op):
+    """GELU in float between DEQUANTIZE and QUANTIZE onto PyTorch's output grid: what PyTorch
+    computes (PT2E and FX leave gelu float; eager quantized gelu dequantizes, computes and
+    requantizes onto its input's grid). Neither onert nor luci-interpreter has a uint8 GELU."""
+    approximate = op.attrs.get("approximate", "none") or "none"
+    if approximate not in ("none", "tanh"):
+        raise ConversionError("%s: gelu approximate=%r; PyTorch knows 'none' and 'tanh'" % (op.name, approximate))
+    ctx.define(op.outputs[0], float_unary(ctx, op, "GELU", {"approximate": approximate == "tanh"}))
+
+
+def _axis_last(ctx, op):
+    """(circle input with ``op.attrs["dim"]`` moved last, the TRANSPOSE perm or None): circle's
+    SOFTMAX and LOG_SOFTMAX work on the last axis (4-D tensors are NHWC: dim 1 is last already)."""
     src = op.inputs[0]
     rank = len(src.shape)
     axis = nhwc_axis(op.attrs["dim"], rank)
     x = ctx.value(src)
+    if axis == rank - 1:
+        return x, None
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]
+    return ctx.transpose(x, perm, op.name + "/axis_last"), perm
+
+
+@op("softmax", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("quantized::softmax", "aten::softmax"), "pt2": ("aten.softmax.int", "aten._softmax.default")},
+    args={"torchscript": ("self", "dim"), "pt2": ("self", "dim")},
+    attrs="dim", circle="SOFTMAX (a TRANSPOSE pair when the axis is not last)", conditions="PyTorch's grid is the fixed one; else the float op onto PyTorch's grid")
+def lower_softmax(ctx, op):
+    """SOFTMAX works on the last circle axis: other axes are moved last by a TRANSPOSE pair
+    (quantized TRANSPOSE keeps the grid). Quantized when PyTorch's output grid is the fixed one
+    (``options.softmax_scale``), else computed in float onto PyTorch's grid (``aten::softmax``
+    of FX and PT2E's ``aten.softmax.int`` are float in PyTorch; quantized::softmax has its reader)."""
+    x, perm = _axis_last(ctx, op)
     out = op.outputs[0]
-    perm = None
-    if axis != rank - 1:
-        perm = list(range(rank))
-        perm[axis], perm[-1] = perm[-1], perm[axis]
-        x = ctx.transpose(x, perm, op.name + "/axis_last")
     attrs = {"beta": 1.0}
     if x.qparams is not None and on_fixed_grid(out, "SOFTMAX", ctx.options):
         y = Tensor(op.name if perm is None else op.name + "/last", x.shape, out.dtype, out.qparams.copy())
@@ -261,3 +305,22 @@ def lower_softmax(ctx, op):
     if perm is not None:
         y = ctx.transpose(y, perm, op.name)
     ctx.define(out, y)
+
+
+@op("log_softmax", shape=same_shape, float_ok=True, reads={
+        "torchscript": ("aten::log_softmax",), "pt2": ("aten.log_softmax.int", "aten._log_softmax.default")},
+    args={"torchscript": ("self", "dim"), "pt2": ("self", "dim")},
+    attrs="dim", circle="float LOG_SOFTMAX between DEQUANTIZE and QUANTIZE (a TRANSPOSE pair when the axis is not last)",
+    conditions="float in both profiles: onert has no uint8 LOG_SOFTMAX, luci-interpreter only onto (16/256, 255)")
+def lower_log_softmax(ctx, op):
+    """LOG_SOFTMAX in float onto PyTorch's grid (PyTorch computes log_softmax in float: no
+    recipe quantizes it). onert 0.1.0 has no uint8 LOG_SOFTMAX and luci-interpreter's writes only
+    the fixed grid (16/256, 255), which PyTorch's observers do not choose. Other axes are moved
+    last by quantized TRANSPOSEs around the island (float ones when the input is float)."""
+    x, perm = _axis_last(ctx, op)
+    isl = FloatIsland(ctx, op, x)
+    y = isl.op("LOG_SOFTMAX", [isl.x], "op", out=isl.output(x.shape, name=None if perm is None else op.name + "/last"))
+    y = isl.done(y)
+    if perm is not None:
+        y = ctx.transpose(y, perm, op.name)
+    ctx.define(op.outputs[0], y)
