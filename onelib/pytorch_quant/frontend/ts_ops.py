@@ -4,7 +4,7 @@ source op means)."""
 import numpy as np
 
 from ..ir import Op, QParams, Tensor
-from .ts_walk import _QDTYPE, _Unsupported, _inputs, _known_shape, _pair, _qp, reader
+from .ts_walk import _QDTYPE, _Unsupported, _inputs, _known_shape, _pair, _qp, reader, shape_unknown
 
 @reader("prim::ListConstruct", "prim::TupleConstruct")
 def _list(w, node):
@@ -31,7 +31,7 @@ def _size(w, node):
     if t.shape is None:
         w.services.infer_shapes(w.graph)
     if t.shape is None:
-        raise _Unsupported("size of a tensor whose shape is unknown: give --input_shapes")
+        raise _Unsupported(shape_unknown(w, "size of a tensor whose shape is unknown"))
     dim = w.const(ins[1]) if len(ins) > 1 else None
     w.values[node.output().unique()] = t.shape[dim] if dim is not None else list(t.shape)
 
