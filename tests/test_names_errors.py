@@ -66,3 +66,21 @@ def test_many_repeats_grouped(tmp_path):
     with pytest.raises(UnsupportedOpsError) as e:
         api.convert(path, api.ConvertOptions(input_shapes=[[1, 3, 8, 8]]))
     assert str(e.value) == path + ": 5 unsupported ops: aten::flip x5 [<top>, +4 more]"
+
+
+def test_fx_torchscript_names_are_full_module_paths(monkeypatch):
+    """FX TorchScript tensors of module-called ops carry the same full paths as the .pt2's
+    (efficientnet with Hardswish for SiLU, so that both convert whatever SiLU's support is)."""
+    import torch
+    import transformer_models as T
+    monkeypatch.setattr(T.nn, "SiLU", torch.nn.Hardswish)
+    names = {}
+    for recipe in ("fx", "xnnpack"):
+        b = T.build("efficientnet", recipe)
+        opts = api.ConvertOptions(input_shapes=[list(t.shape) for t in b.inputs]) \
+            if b.kind == "torchscript" else api.ConvertOptions()
+        c = api.convert(b.artifact, opts)
+        names[recipe] = [(op.kind, op.outputs[0].name) for op in c.source_graph.ops
+                         if op.kind in ("conv2d", "linear", "hardswish", "sigmoid", "adaptive_avg_pool2d")]
+    assert len(names["fx"]) == 34 and names["fx"] == names["xnnpack"], names
+    assert ("conv2d", "features.2.1.block.0.0") in names["fx"]   # two adjacent '0(Conv2d)' calls told apart

@@ -46,8 +46,9 @@ def _qkey(node):
 
 
 class _Walker(object):
-    def __init__(self, source, options, qf_names, services, objects=None):
+    def __init__(self, source, options, qf_names, services, objects=None, paths=None):
         self.source = source
+        self.paths = paths or {}  # output Value.unique() -> full module path (FX files: ts_fxpaths.py)
         self.services = services   # frontend.FrontendServices: shape inference, qparam rules
         self.objects = objects or {}   # GetAttr output -> module attribute (fast path: packed weights)
         self.options = options
@@ -72,6 +73,10 @@ class _Walker(object):
         return t
 
     def path(self, node):
+        if self.paths:
+            outs = list(node.outputs())
+            if outs and outs[0].unique() in self.paths:
+                return self.paths[outs[0].unique()]
         return _module_path(node)
 
     def name_for(self, node, suffix=""):
