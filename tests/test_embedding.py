@@ -163,3 +163,27 @@ def test_embedding_circles_pass_one_tools(embed_models, model, recipe, profile, 
         # so does ours (judge checks that both agree); a float GATHER passes luci's verifier
         bad.pop("luci_verifier", None)
     assert bad == {}, bad
+
+
+@pytest.mark.parametrize("model,recipe,runtime", [("embed_add", "xnnpack", "tico"), ("embed_head", "fx", "onert")])
+def test_fidelity_report_feeds_int_ids(embed_models, model, recipe, runtime, tmp_path):
+    """The fidelity report feeds PyTorch's int64 ids (given, or random ids within the table) to
+    PyTorch and to the runtime; every layer and the output within 1 LSB."""
+    from onelib.pytorch_quant import report
+    built = T.build(model, recipe, str(tmp_path))
+    path = built.path
+    opts = api.ConvertOptions(profile="onert")
+    ids = torch.randint(0, T.VOCAB, (1, T.SEQ), generator=torch.Generator().manual_seed(5)).numpy()
+    for x in (None, [ids]):
+        if built.kind == "torchscript":
+            opts.input_shapes = [[1, T.SEQ]]
+        rep = report.fidelity(path, opts, x=x, runtime=runtime)
+        assert rep.final["error"] is None and rep.final["max_lsb"] <= 1, rep.final
+        assert rep.layers
+        for r in rep.layers:
+            per = r["per_op"]
+            assert per["error"] is None, r
+            # quantized tensors within 1 LSB; float ones (a float GATHER) exact: rows are moved
+            assert per["max_lsb"] <= 1 if per["max_lsb"] is not None else per["max_abs"] == 0.0, r
+        if x is None:
+            assert "random ids 0..%d" % (T.VOCAB - 1) in rep.input, rep.input
