@@ -5,7 +5,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..ir import QUANT_INT_DTYPES, Op, QParams, Tensor
 from .pt2_graph import _Dtype, _op_name
-from .pt2_walk import QUANTIZE_PER_TENSOR, _QInts, _QSpec, _Unsupported, _sizes, reader
+from .pt2_walk import INDEX_DTYPES, QUANTIZE_PER_TENSOR, _QInts, _QSpec, _Unsupported, _sizes, reader
 
 QD = "quantized_decomposed."
 
@@ -349,3 +349,20 @@ def _adaptive_max_pool2d(w, node):
     if len(size) == 1:
         size = size * 2
     w.emit("adaptive_max_pool2d", node, [w.act(node)], attrs={"output_size": size})
+
+
+@reader("aten.embedding.default")
+def _embedding(w, node):
+    """Rows of a constant table picked by integer ids (a model input); constant ids (position ids
+    from a buffer) pick the rows here."""
+    table = w.value(node.args.get("weight"))
+    ids = w.value(node.args.get("indices"))
+    if not (isinstance(table, Tensor) and table.is_const and table.dtype == "float32" and table.data.ndim == 2):
+        raise _Unsupported("the table is not a float 2-D parameter")
+    if isinstance(ids, Tensor) and ids.is_const:
+        data = table.data[ids.data.astype(np.int64)]
+        w.values[node.output] = Tensor(_op_name(node), data.shape, "float32", None, data)
+        return
+    if not (isinstance(ids, Tensor) and ids.dtype in INDEX_DTYPES):
+        raise _Unsupported("the ids are not an integer model input")
+    w.emit("embedding", node, [ids], [table])

@@ -36,6 +36,10 @@ IDENTITY = {"aten.clone.default", "aten.contiguous.default", "aten.alias.default
             "aten.detach.default", "aten.detach_.default", "aten.lift_fresh_copy.default",
             "aten.dropout.default", "aten.dropout_.default", "aten.feature_dropout.default",
             "aten.alpha_dropout.default"}
+# model input dtypes: float32 activations, and integer ids read only by the targets in READS_IDS
+INDEX_DTYPES = ("int64", "int32")
+INPUT_DTYPES = ("float32",) + INDEX_DTYPES
+READS_IDS = {"aten.embedding.default"}
 QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
@@ -108,9 +112,13 @@ class _Walker(object):
                                           "inputs only" % (self.source, type(arg).__name__))
                 meta = tvals.get(arg.name, {})
                 dtype = SCALAR_TYPES.get(meta.get("dtype"), "?")
-                if dtype != "float32":
-                    raise ConversionError("%s: input '%s' is %s; a PT2E model takes float32 inputs"
-                                          % (self.source, arg.name, dtype))
+                if dtype not in INPUT_DTYPES:
+                    # listed with the unsupported ops (one error), its readers are not read
+                    self.unsupported.append((arg.name, "input of dtype %s (a model input is float32, or "
+                                                       "int64/int32 ids read by embedding)" % dtype))
+                    self.values[arg.name] = None
+                    n_user += 1
+                    continue
                 sizes = meta.get("sizes", [])
                 if n_user < len(shapes) and shapes[n_user]:
                     shape = tuple(int(s) for s in shapes[n_user])   # a dynamic dim, pinned by the user
@@ -118,7 +126,7 @@ class _Walker(object):
                 else:
                     shape = tuple(_static_int(s, "dimension of input '%s'" % arg.name, self.source)
                                   for s in sizes)
-                t = Tensor(arg.name, shape, "float32")
+                t = Tensor(arg.name, shape, dtype)
                 self.node_of[id(t)] = arg.name
                 self.graph.inputs.append(t)
                 self.values[arg.name] = t
@@ -217,6 +225,13 @@ class _Walker(object):
         if any(self.values.get(self.resolve(r), 0) is None for r in node.refs()):
             self._mark_unconvertible(node)   # reads a value an unsupported op made: already listed
             return
+        if node.target not in READS_IDS:
+            ids = [self.values.get(self.resolve(r)) for r in node.refs()]
+            ids = [t.name for t in ids if isinstance(t, Tensor) and not t.is_const and t.dtype in INDEX_DTYPES]
+            if ids:
+                self._unsupported(node, "%s: reads the integer input '%s' (integer inputs are ids for "
+                                        "embedding)" % (node.target, ids[0]))
+                return
         try:
             if node.target in self.services.folds and self._fold(node):
                 return

@@ -8,13 +8,15 @@ run on the copy, so the walk sees what it would see after freeze without freeze'
 the module and repacks every weight: about as long as loading the archive). Scripted models
 (control flow that folds once shapes are known) and anything the fast path cannot resolve are
 frozen and walked as before. Inlined nodes keep the module hierarchy (``getModuleHierarchy``),
-which gives tensor names the user knows.
+which gives tensor names the user knows; for FX-quantized models, whose generated forward calls
+every leaf module from the top, ts_fxpaths.py recovers the full module paths.
 The walker is ts_walk.py; each TorchScript op kind maps to one reader function (ts_ops.py,
 ts_ops_layout.py) that turns the node into one source op (see ``ops/`` for what each means).
 """
 from ..errors import ConversionError
 from ..ir import SourceRecord
 from . import ts_ops, ts_ops_layout  # noqa: F401  (importing the readers registers them)
+from .ts_fxpaths import fx_module_paths
 from .ts_walk import READERS, _Walker, _qkey  # noqa: F401  (READERS: TorchScript kind -> reader)
 
 
@@ -53,7 +55,7 @@ def from_script_module(module, options, source, services):
         frozen = torch.jit.freeze(module)
     except Exception as e:
         raise ConversionError("%s: torch.jit.freeze failed (%s)" % (source, str(e).strip().splitlines()[0]))
-    walker = _Walker(source, options, names, services)
+    walker = _Walker(source, options, names, services, paths=fx_module_paths(module, frozen.graph))
     graph = walker.walk(frozen.graph)
     # kept in memory only, for the fidelity report: which TorchScript value each tensor is
     return graph, SourceRecord("torchscript", module=frozen, values=walker.origin)
@@ -103,7 +105,7 @@ def _walk_unfrozen(module, options, source, names, services):
             return None
         if node.kind() == "prim::GetAttr" and node.output().unique() not in objects:
             return None
-    walker = _Walker(source, options, names, services, objects)
+    walker = _Walker(source, options, names, services, objects, paths=fx_module_paths(module, g))
     try:
         graph = walker.walk(g)
     except Exception:

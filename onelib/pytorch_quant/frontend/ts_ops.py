@@ -4,7 +4,7 @@ source op means)."""
 import numpy as np
 
 from ..ir import Op, QParams, Tensor
-from .ts_walk import _QDTYPE, _Unsupported, _inputs, _known_shape, _pair, _qp, reader
+from .ts_walk import _QDTYPE, _Unsupported, _inputs, _known_shape, _pair, _qp, reader, shape_unknown
 
 @reader("prim::ListConstruct", "prim::TupleConstruct")
 def _list(w, node):
@@ -31,7 +31,7 @@ def _size(w, node):
     if t.shape is None:
         w.services.infer_shapes(w.graph)
     if t.shape is None:
-        raise _Unsupported("size of a tensor whose shape is unknown: give --input_shapes")
+        raise _Unsupported(shape_unknown(w, "size of a tensor whose shape is unknown"))
     dim = w.const(ins[1]) if len(ins) > 1 else None
     w.values[node.output().unique()] = t.shape[dim] if dim is not None else list(t.shape)
 
@@ -362,3 +362,23 @@ def _conv1d(w, node):
              "groups": int(pp.groups()), "act": "relu" if node.kind().endswith("_relu") else None}
     w.emit("conv1d", node, [w.tensor(x, node), _weight_tensor(qw, name), _bias_tensor(b, name)],
            attrs, qparams=_qp(w.const(s), w.const(z)))
+
+
+@reader("aten::embedding")
+def _embedding(w, node):
+    """Rows of a constant float table picked by integer ids. TorchScript keeps no input dtypes:
+    a model input read as ids is an int64 input (what PyTorch's ids are)."""
+    ins = _inputs(node)
+    table = w.const(ins[0])
+    if not (hasattr(table, "dim") and table.dim() == 2 and table.is_floating_point()):
+        raise _Unsupported("the table is not a float 2-D parameter")
+    ids = w.tensor(ins[1], node)
+    if not any(ids is t for t in w.graph.inputs) or ids.dtype not in ("float32", "int64"):
+        raise _Unsupported("the ids are not a model input")
+    if any(ids in op.inputs for op in w.graph.ops if op.kind != "embedding"):
+        raise _Unsupported("the ids input '%s' is also read as a float tensor" % ids.name)
+    ids.dtype = "int64"
+    arr = table.detach().float().numpy().astype(np.float32).copy()
+    name = w.name_for(node)
+    w.emit("embedding", node, [ids, Tensor(name + ".weight", arr.shape, "float32", None, arr)],
+           qparams=None, dtype="float32")

@@ -46,8 +46,9 @@ def _qkey(node):
 
 
 class _Walker(object):
-    def __init__(self, source, options, qf_names, services, objects=None):
+    def __init__(self, source, options, qf_names, services, objects=None, paths=None):
         self.source = source
+        self.paths = paths or {}  # output Value.unique() -> full module path (FX files: ts_fxpaths.py)
         self.services = services   # frontend.FrontendServices: shape inference, qparam rules
         self.objects = objects or {}   # GetAttr output -> module attribute (fast path: packed weights)
         self.options = options
@@ -55,6 +56,7 @@ class _Walker(object):
         self.values = {}       # torch Value.unique() -> Tensor or python constant
         self.graph = Graph(source=source)
         self.unsupported = []
+        self.unknown = set()   # Value.unique() of what an unsupported op made (and all downstream)
         self.origin = {}       # id(Tensor) -> the torch Value it stands for
 
     # -- value access ------------------------------------------------------------------------
@@ -71,6 +73,10 @@ class _Walker(object):
         return t
 
     def path(self, node):
+        if self.paths:
+            outs = list(node.outputs())
+            if outs and outs[0].unique() in self.paths:
+                return self.paths[outs[0].unique()]
         return _module_path(node)
 
     def name_for(self, node, suffix=""):
@@ -155,6 +161,11 @@ class _Walker(object):
             self.unsupported.append((self.path(node), kind))
             self._placeholders(node)
             return
+        if any(i.unique() in self.unknown for i in node.inputs()):
+            # reads what an unsupported op made (already listed): its shape and values are unknown
+            # because of that op, not for want of --input_shapes; say nothing more about it
+            self._placeholders(node)
+            return
         try:
             fn(self, node)
         except ConversionError:
@@ -190,6 +201,7 @@ class _Walker(object):
         """Outputs of an op we cannot convert: keep walking so every such op is listed at once."""
         for o in node.outputs():
             self.values[o.unique()] = Tensor(o.debugName(), None, "float32")
+            self.unknown.add(o.unique())
 
     # -- helpers for readers -----------------------------------------------------------------
     def emit(self, kind, node, inputs, attrs=None, qparams=None, dtype=None, suffix=""):
@@ -232,8 +244,16 @@ def _known_shape(w, t):
     if t.shape is None:
         w.services.infer_shapes(w.graph)
     if t.shape is None:
-        raise _Unsupported("the input shape is unknown: give --input_shapes")
+        raise _Unsupported(shape_unknown(w, "the input shape is unknown"))
     return list(t.shape)
+
+
+def shape_unknown(w, what):
+    """Why a shape is missing: without --input_shapes, ask for them; with them, the shape could
+    not be followed to this op (say so, not "give --input_shapes" again)."""
+    if w.options.input_shapes:
+        return "%s (shape inference does not reach this op)" % what
+    return "%s: give --input_shapes" % what
 
 
 def _number(v):

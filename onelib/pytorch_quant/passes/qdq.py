@@ -12,12 +12,17 @@ squeeze or select) keep their input's grid. ``fold_qdq`` then decides, in graph 
   (``registry.SAME_GRID``): they compute on the input's grid and are requantized;
 * every other op runs in float: a quantized value feeding it goes through one shared
   ``dequantize`` op, and a ``quantize`` op stays where PyTorch quantizes a float value;
+* an op whose only activations are integer ids (embedding) is quantized onto the grid its
+  readers quantize to, else float;
 * quantizers that use fewer codes than their dtype (x86 reduce_range) get an explicit clamp on
   the grid, listed in the notes.
 """
 from ..ir import Op, Tensor
 from ..circle.vocab import INT_RANGE
 from ..ops.registry import SAME_GRID
+
+# integer activations: model inputs of ids (read by embedding)
+INDEX_DTYPES = ("int64", "int32")
 
 
 class Grid(object):
@@ -88,6 +93,18 @@ def fold_qdq(graph, record=None):
             continue
         acts = [t for t in ins if t is not None and not t.is_const]
         out = op.outputs[0]
+        if acts and all(a.dtype in INDEX_DTYPES for a in acts) and len(op.outputs) == 1:
+            # integer ids only (embedding): the op is a selection from constants, quantized where
+            # every reader quantizes its output (its lowering puts the constants on that grid)
+            op.inputs = ins
+            grid = folded_grid(out)
+            if grid is not None:
+                out.dtype, out.qparams = grid.dtype, grid.qparams.copy()
+            graph.ops.append(op)
+            seen = folder.clamp_to_range(out, grid) if grid is not None else out
+            if seen is not out:
+                alias[id(out)] = seen
+            continue
         if len(op.outputs) != 1 or out.qparams is not None or all(a.qparams is None for a in acts):
             op.inputs = ins   # a view on the input's grid, or float from float
             graph.ops.append(op)

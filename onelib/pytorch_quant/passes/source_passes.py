@@ -30,7 +30,7 @@ def io_types(graph, options):
         new_inputs = []
         for t in graph.inputs:
             users = [op for op in graph.ops if t in op.inputs]
-            if t.dtype == want_in:
+            if t.dtype == want_in or t.dtype in ("int64", "int32"):   # integer ids stay as given
                 new_inputs.append(t)
             elif len(users) == 1 and users[0].kind == "quantize" and users[0].outputs[0].dtype == want_in:
                 q = users[0].outputs[0]

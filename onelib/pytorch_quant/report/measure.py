@@ -54,7 +54,7 @@ def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, 
         xs, input_desc = _inputs_for(sgraph, xs, eng, seed)
         t0 = time.time()
         try:
-            torch_outs, values = probe.run([a.astype("float32") for a in xs])
+            torch_outs, values = probe.run([_as_input(a) for a in xs])
         except ConversionError:
             raise
         except Exception as e:   # torch's own message says what went wrong
@@ -65,7 +65,7 @@ def fidelity(source, options=None, x=None, runtime="auto", seed=0, engine=None, 
             torch.backends.quantized.engine = old_engine
     for s, a in zip(sgraph.inputs, xs):
         if id(s) not in values:
-            values[id(s)] = _Value(a.astype("float32"))
+            values[id(s)] = _Value(_as_input(a))
     if isinstance(source, str) or hasattr(source, "__fspath__"):
         model = os.path.basename(os.fspath(source))
     else:
@@ -106,8 +106,13 @@ def _load_inputs(x):
                 item = np.load(p, allow_pickle=False)
             except Exception as e:
                 raise _FidelityError("%s: cannot read as a .npy array: %s" % (p, e))
-        out.append(np.ascontiguousarray(np.asarray(item, dtype=np.float32)))
+        out.append(np.ascontiguousarray(_as_input(np.asarray(item))))
     return out
+
+
+def _as_input(a):
+    """A model input as PyTorch takes it: integer ids stay int64, anything else is float32."""
+    return a.astype("int64") if a.dtype.kind in "iu" else a.astype("float32")
 
 
 def _random_inputs(sgraph, engine, seed):
@@ -125,6 +130,12 @@ def _random_inputs(sgraph, engine, seed):
                     break
         if s.shape is None:
             raise _FidelityError("input %s has no shape: give input_shapes" % s.name)
+        if s.dtype in ("int64", "int32"):   # ids: every row of the smallest table they index
+            rows = [op.inputs[1].shape[0] for op in cons.get(id(s), []) if op.kind == "embedding"]
+            n = min(rows) if rows else 1
+            xs.append(rng.randint(0, n, size=s.shape).astype(np.int64))
+            descs.append("%s: random ids 0..%d" % (s.name, n - 1))
+            continue
         if q is None or dtype not in _INT_RANGE:
             xs.append(rng.standard_normal(s.shape).astype(np.float32))
             descs.append("%s: standard normal" % s.name)

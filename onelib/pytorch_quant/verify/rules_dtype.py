@@ -13,7 +13,8 @@ Q, S32, IDX, BOOLEAN, F32, QANY, F32_OR_QANY = "Q", "S32", "S32|S64", "BOOL", "F
 
 # the ops luci's VerifyQuantizedNodeType visits (ONE 1.27, VerifyQuantizedNodeType.cpp; the rest
 # pass it unchecked), plus LocalResponseNormalization, which one-conventions §5.3 lists from a
-# newer luci. `float_op` warns only for these: luci's verifier takes a float ABS or SUB.
+# newer luci. `float_op` warns only for these: luci's verifier takes a float ABS, SUB or GATHER
+# (measured with ONE 1.27; GATHER: tests/test_embedding.py).
 LUCI_CHECKED = {
     "ADD", "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "CAST", "CONCATENATION", "CONV_2D",
     "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DIV", "ELU", "FLOOR", "FLOOR_DIV", "FULLY_CONNECTED", "GELU",
