@@ -20,6 +20,7 @@ import pt2models as M
 from onelib.pytorch_quant import api, runtimes
 
 LIMIT = 1
+ONE_BIN = os.environ.get("ONE_BIN_DIR", "")
 
 
 def _pool(x):
@@ -90,9 +91,28 @@ def check(tmp_path, fn, shapes, mods=None, buffers=None, kinds=()):
         y = run(c.circle, x)[0]
         assert y.shape == ref.shape, (label, y.shape, ref.shape)
         res[label] = int(np.rint(np.abs(y.astype(np.float64) - ref.astype(np.float64)) / scale).max())
+    if ONE_BIN:
+        res.update(_one_tools(tmp_path, conv, luci, x, ref, scale))
     print("max LSB", res)
     assert all(v <= LIMIT for v in res.values()), res
     return res
+
+
+def _one_tools(tmp_path, conv, luci, x, ref, scale):
+    """ONE's own tools (when ONE_BIN_DIR is set): fake quantization, the O1 passes and luci's
+    verifier take both circles (tests/test_one_tools.py judge), and luci-interpreter runs the
+    onert profile's circle within LIMIT of PyTorch."""
+    import test_one_tools as T
+    for label, c in (("onert", conv), ("luci", luci)):
+        path = os.path.join(str(tmp_path), "%s.circle" % label)
+        c.save(path)
+        bad = T.judge(path, c.circle)
+        if label == "onert":
+            bad.pop("luci_verifier", None)
+            bad.pop("verifier_agreement", None)
+        assert bad == {}, (label, bad)
+    y = runtimes.run_luci_interpreter(conv.circle, x, ONE_BIN)[0]
+    return {"luci_interpreter": int(np.rint(np.abs(y.astype(np.float64) - ref.astype(np.float64)) / scale).max())}
 
 
 # ------------------------------------------------------------------------------ layer_norm
@@ -104,6 +124,12 @@ def test_layer_norm_tokens(tmp_path, shape, dims):
 
 def test_layer_norm_without_affine(tmp_path):
     check(tmp_path, lambda s, x: F.layer_norm(x, [16], eps=1e-6), [(2, 5, 16)])
+
+
+def test_native_layer_norm(tmp_path):
+    """aten.native_layer_norm (what run_decompositions makes of layer_norm): its first output."""
+    check(tmp_path, lambda s, x: torch.native_layer_norm(x, [16], s.ln.weight, s.ln.bias, 1e-5)[0], [(2, 5, 16)],
+          mods={"ln": nn.LayerNorm(16)}, kinds=("RSQRT",))
 
 
 def test_layer_norm_convnext_channels_last(tmp_path):
@@ -153,6 +179,18 @@ def test_sdpa_bool_mask(tmp_path):
     m[:, 0] = True   # no row wholly masked (PyTorch's fused kernels give NaN or 0 there)
     check(tmp_path, lambda s, q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=s.mask), QKV,
           buffers={"mask": m})
+
+
+@pytest.mark.parametrize("dtype", ["bool", "float"])
+def test_sdpa_mask_with_a_row_wholly_masked(tmp_path, dtype):
+    """PyTorch returns 0 for a query row whose every key is masked (False, or -inf everywhere)."""
+    m = torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(5)) > 0.4
+    m[..., 0] = True
+    m[0, 1, 2] = False
+    if dtype == "float":
+        m = torch.where(m, torch.zeros(()), torch.full((), float("-inf")))
+    check(tmp_path, lambda s, q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=s.mask), QKV,
+          buffers={"mask": m}, kinds=("MUL",))
 
 
 def test_sdpa_float_mask(tmp_path):

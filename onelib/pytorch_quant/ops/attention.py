@@ -19,7 +19,8 @@ from .declare import op
 
 _NO_ACT = {"fusedActivationFunction": 0}
 # the additive mask of a masked-out position: the lowest float32, not -inf, so that a row whose
-# every position is masked stays finite in circle's SOFTMAX (-inf - -inf is NaN)
+# every position is masked stays finite in circle's SOFTMAX (-inf - -inf is NaN); such a row is
+# then zeroed, as PyTorch returns it
 MASKED = float(np.finfo(np.float32).min)
 
 
@@ -130,7 +131,8 @@ def _additive_mask(data):
     circle="float MUL(scale) → BATCH_MATMUL(q, k, adjointRhs) → ADD(mask) → SOFTMAX → BATCH_MATMUL(p, v), "
            "then QUANTIZE",
     conditions="float (no uint8 BATCH_MATMUL): listed as float; a masked-out position adds the lowest float32 "
-               "(is_causal, bool masks); dropout_p 0; enable_gqa False",
+               "(is_causal, bool masks, -inf), rows wholly masked by a constant mask give 0 as in PyTorch; "
+               "dropout_p 0; enable_gqa False",
     onert="yes (float)")
 def lower_sdpa(ctx, op):
     a = op.attrs
@@ -159,10 +161,14 @@ def lower_sdpa(ctx, op):
     kind = a.get("mask", "none")
     if kind == "const":
         m = _additive_mask(op.inputs[3].data)
-        additive = m if additive is None else np.maximum(additive + m, np.float32(MASKED))
+        additive = m if additive is None else additive + m
+    rank = len(scores.shape)
+    dead = None
     if additive is not None:
-        rank = len(scores.shape)
+        additive = np.maximum(additive, np.float32(MASKED))   # -inf (and -inf + x) -> the lowest float32
         additive = additive.reshape((1,) * (rank - additive.ndim) + additive.shape)
+        # rows with every position masked: PyTorch returns 0 there (its softmax is "safe")
+        dead = np.all(additive <= np.float32(MASKED), axis=-1, keepdims=True)
         scores = _add(ctx, scores, ctx.const(name + "/mask", np.ascontiguousarray(additive)), name + "/masked")
     if kind == "input":
         m_src = op.inputs[3]
@@ -172,6 +178,11 @@ def lower_sdpa(ctx, op):
         scores = _add(ctx, scores, m, name + "/masked_input")
     p = Tensor(name + "/weights", scores.shape, "float32")
     ctx.emit("SOFTMAX", [scores], [p], {"beta": 1.0}, name + "/softmax")
+    if dead is not None and dead.any():
+        keep = ctx.const(name + "/live_rows", np.ascontiguousarray((~dead).astype(np.float32)))
+        p2 = Tensor(name + "/weights_live", tuple(np.broadcast_shapes(p.shape, keep.shape)), "float32")
+        ctx.emit("MUL", [p, keep], [p2], _NO_ACT, name + "/live_rows")
+        p = p2
     y = batch_matmul(ctx, p, v, name + "/attention")
     _finish(ctx, op.outputs[0], y)
 
