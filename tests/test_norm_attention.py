@@ -259,3 +259,22 @@ def test_fx_quantized_matmul(tmp_path):
 def test_fx_float_sdpa(tmp_path):
     check_fx(tmp_path, lambda s, x: torch.cat([F.scaled_dot_product_attention(x, x, x, is_causal=True)], -1),
              (1, 2, 6, 8), kinds=("aten::scaled_dot_product_attention",))
+
+
+@pytest.mark.parametrize("engine", Q.ENGINES)
+def test_eager_quantized_layer_norm(tmp_path, engine):
+    """Eager PTQ swaps nn.LayerNorm for its quantized module (quantized::layer_norm in the trace)."""
+    shape = (2, 8, 16)
+    qm = Q.quantize_eager(Q._Seq([("ln", nn.LayerNorm(16))]), engine, shape)
+    path = os.path.join(str(tmp_path), "ln.pt")
+    traced = Q.trace_and_save(qm, shape, path, engine=engine)
+    assert "quantized::layer_norm" in set(n.kind() for n in traced.inlined_graph.nodes())
+    x = Q.grid_input(qm, shape, qmax=127 if engine == "x86" else 255)
+    ref = Q.reference(qm, x, engine)
+    conv = api.convert(path, api.ConvertOptions(profile="onert", input_shapes=[list(shape)]))
+    res = {}
+    for label, run in (("onert", runtimes.run_onert), ("tico", runtimes.run_tico)):
+        y = run(conv.circle, [x])[0]
+        res[label] = int(np.rint(np.abs(y.astype(np.float64) - ref.out.astype(np.float64)) / ref.qparams.scale).max())
+    print("max LSB", res)
+    assert all(v <= LIMIT for v in res.values()), res
