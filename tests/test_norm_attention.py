@@ -220,19 +220,40 @@ class FxNet(nn.Module):
         return self.fn(self, x)
 
 
-def check_fx(tmp_path, fn, shape, mods=None, kinds=()):
+def check_fx(tmp_path, fn, shape, mods=None, kinds=(), float_ops=()):
     """FX x86 (quantized::layer_norm, quantized::matmul; sdpa stays float and a one-tensor cat
-    quantizes its output), traced; the circle's output codes against PyTorch's."""
+    quantizes its output), traced; the circle's output codes against PyTorch's. ``float_ops``:
+    module types / functions the qconfig leaves float (aten::layer_norm, aten::matmul)."""
     torch.manual_seed(0)
-    model = FxNet(fn, mods).eval()
-    qm = Q.quantize_fx(model, "x86", shape)
+    qm = _quantize_fx(FxNet(fn, mods).eval(), shape, float_ops)
     path = os.path.join(str(tmp_path), "op.pt")
     traced = Q.trace_and_save(qm, shape, path, engine="x86")
     found = set(n.kind() for n in traced.inlined_graph.nodes())
     for k in kinds:
         assert k in found, (k, sorted(found))
-    x = Q.grid_input(qm, shape, qmin=0, qmax=127)
-    ref = Q.reference(qm, x, "x86")
+    _check_torchscript(path, qm, shape, "x86")
+
+
+def _quantize_fx(model, shape, float_ops):
+    import torch.ao.quantization as tq
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    mapping = tq.get_default_qconfig_mapping("x86")
+    for f in float_ops:
+        mapping = mapping.set_object_type(f, None)
+    g = torch.Generator().manual_seed(1)
+    with Q.engine_ctx("x86"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = prepare_fx(model, mapping, (torch.randn(shape, generator=g),))
+        with torch.no_grad():
+            for _ in range(6):
+                p(torch.randn(shape, generator=g))
+        return convert_fx(p)
+
+
+def _check_torchscript(path, qm, shape, engine):
+    """The converted TorchScript file against PyTorch's output codes on onert and TICO."""
+    x = Q.grid_input(qm, shape, qmax=127 if engine == "x86" else 255)
+    ref = Q.reference(qm, x, engine)
     conv = api.convert(path, api.ConvertOptions(profile="onert", input_shapes=[list(shape)]))
     res = {}
     for label, run in (("onert", runtimes.run_onert), ("tico", runtimes.run_tico)):
@@ -251,9 +272,21 @@ def test_fx_quantized_layer_norm_channels_last(tmp_path):
              {"ln": nn.LayerNorm(8, eps=1e-6)}, kinds=("quantized::layer_norm",))
 
 
+def test_fx_float_layer_norm(tmp_path):
+    """A qconfig that leaves LayerNorm float: aten::layer_norm between dequantize and quantize."""
+    check_fx(tmp_path, lambda s, x: torch.cat([s.ln(x)], -1), (2, 8, 16), {"ln": nn.LayerNorm(16)},
+             kinds=("aten::layer_norm",), float_ops=(nn.LayerNorm,))
+
+
 def test_fx_quantized_matmul(tmp_path):
     check_fx(tmp_path, lambda s, x: torch.matmul(x, x.transpose(-2, -1)), (1, 2, 6, 8),
              kinds=("quantized::matmul",))
+
+
+@pytest.mark.parametrize("fn,kind", [(torch.matmul, "aten::matmul"), (torch.bmm, "aten::bmm")])
+def test_fx_float_matmul(tmp_path, fn, kind):
+    check_fx(tmp_path, lambda s, x: torch.cat([fn(x, x.transpose(-2, -1))], -1), (2, 6, 8),
+             kinds=(kind,), float_ops=(fn,))
 
 
 def test_fx_float_sdpa(tmp_path):
@@ -269,12 +302,4 @@ def test_eager_quantized_layer_norm(tmp_path, engine):
     path = os.path.join(str(tmp_path), "ln.pt")
     traced = Q.trace_and_save(qm, shape, path, engine=engine)
     assert "quantized::layer_norm" in set(n.kind() for n in traced.inlined_graph.nodes())
-    x = Q.grid_input(qm, shape, qmax=127 if engine == "x86" else 255)
-    ref = Q.reference(qm, x, engine)
-    conv = api.convert(path, api.ConvertOptions(profile="onert", input_shapes=[list(shape)]))
-    res = {}
-    for label, run in (("onert", runtimes.run_onert), ("tico", runtimes.run_tico)):
-        y = run(conv.circle, [x])[0]
-        res[label] = int(np.rint(np.abs(y.astype(np.float64) - ref.out.astype(np.float64)) / ref.qparams.scale).max())
-    print("max LSB", res)
-    assert all(v <= LIMIT for v in res.values()), res
+    _check_torchscript(path, qm, shape, engine)
