@@ -725,6 +725,53 @@ def _activation():
     return out
 
 
+
+# ---- layer_norm, matmul, scaled_dot_product_attention (float between DEQUANTIZE and QUANTIZE)
+def _same(x):
+    """The identity on a 4-D tensor (windows of 1): XNNPACK quantizes it, so the float op before it
+    gets a quantized output (PT2E leaves these ops float), which the case compares."""
+    return F.adaptive_avg_pool2d(x, list(x.shape[2:]))
+
+
+@family("layer_norm", 6)
+def _layer_norm():
+    out = []
+    for dims in (1, 2, 3):
+        shape = (1, 4, 5, 6)
+        out.append(Case("layer_norm", dict(dims=dims), shape, _f(lambda s_, x: _same(s_.ln(x))),
+                        _mods(ln=lambda d=dims, sh=shape: nn.LayerNorm(list(sh[-d:]))), frontends=ALL_FRONTENDS))
+    out.append(Case("layer_norm", dict(dims=1, affine=0), (1, 4, 5, 6),
+                    _f(lambda s_, x: _same(F.layer_norm(x, [6], eps=1e-6))), frontends=PT2E))
+    # ConvNeXt's channels-last norm: permute, normalize C, permute back (the NHWC rule on both sides)
+    out.append(Case("layer_norm", dict(dims=1, channels_last=1), (1, 8, 5, 6),
+                    _f(lambda s_, x: _same(s_.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))),
+                    _mods(ln=lambda: nn.LayerNorm(8, eps=1e-6)), frontends=ALL_FRONTENDS))
+    return out
+
+
+@family("matmul", 4)
+def _matmul():
+    return [
+        Case("matmul", dict(form="x@xT"), (1, 2, 6, 8), _f(lambda s_, x: _same(x @ x.transpose(-2, -1))), frontends=PT2E),
+        Case("matmul", dict(form="xT@x"), (1, 2, 6, 8), _f(lambda s_, x: _same(torch.matmul(x.transpose(-2, -1), x))),
+             frontends=PT2E),
+        Case("matmul", dict(form="broadcast"), (2, 3, 4, 4),
+             _f(lambda s_, x: _same(torch.matmul(x, x[:1, :, :, :].transpose(-2, -1)))), frontends=PT2E),
+        Case("matmul", dict(form="bmm"), (1, 3, 4, 6),
+             _f(lambda s_, x: _same(torch.bmm(x[0], x[0].transpose(1, 2)).unsqueeze(0))), frontends=PT2E),
+    ]
+
+
+@family("scaled_dot_product_attention", 4)
+def _sdpa():
+    out = []
+    for causal in (False, True):
+        for scale in (None, 0.25):
+            out.append(Case("scaled_dot_product_attention", dict(causal=int(causal), scale=scale or 0), (1, 2, 6, 8),
+                            _f(lambda s_, x, c=causal, sc=scale: _same(F.scaled_dot_product_attention(
+                                x, x, x, is_causal=c, scale=sc))), frontends=PT2E))
+    return out
+
 def _build_grid():
     for op, fn in _BUILDERS:
         GRID.extend(fn())
