@@ -205,6 +205,17 @@ def test_sdpa_mask_input(tmp_path):
           QKV + [(1, 1, 6, 6)])
 
 
+
+@pytest.mark.parametrize("kw,text", [({"dropout_p": 0.1}, "dropout_p=0.1"), ({"enable_gqa": True}, "enable_gqa=True")])
+def test_sdpa_refusals(tmp_path, kw, text):
+    """What inference does not compute the same way: refused, naming the argument."""
+    from onelib.pytorch_quant.errors import ConversionError
+    shapes = [(1, 4, 6, 8), (1, 2, 6, 8), (1, 2, 6, 8)] if kw.get("enable_gqa") else QKV
+    q = _quantize(OpNet(lambda s, q, k, v: F.scaled_dot_product_attention(q, k, v, **kw), shapes), shapes)
+    path = q.save(os.path.join(str(tmp_path), "op.pt2"))
+    with pytest.raises(ConversionError, match=text):
+        api.convert(path)
+
 # ------------------------------------------------------------------------------ FX (TorchScript)
 import qmodels as Q  # noqa: E402
 
@@ -259,6 +270,9 @@ def _check_torchscript(path, qm, shape, engine):
     for label, run in (("onert", runtimes.run_onert), ("tico", runtimes.run_tico)):
         y = run(conv.circle, [x])[0]
         res[label] = int(np.rint(np.abs(y.astype(np.float64) - ref.out.astype(np.float64)) / ref.qparams.scale).max())
+    if ONE_BIN:
+        luci = api.convert(path, api.ConvertOptions(profile="luci", input_shapes=[list(shape)]))
+        res.update(_one_tools(os.path.dirname(path), conv, luci, [x], ref.out, ref.qparams.scale))
     print("max LSB", res)
     assert all(v <= LIMIT for v in res.values()), res
 
