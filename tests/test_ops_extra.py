@@ -12,8 +12,8 @@ noticed. Where PyTorch's own kernel is wrong for an engine (measured: x86 quanti
 conv_transpose2d; qnnpack avg_pool2d with count_include_pad=False) the reference runs the same
 saved model under the other engine (the file is repacked on load), which computes the op right.
 
-All models are built, converted and run once per module (one onert subprocess for all of them);
-each test then only compares.
+Only the cases this session selected are built (``-k name`` builds one: tests/single_op.py), once
+per module, with one onert subprocess for all of them; each test then only compares.
 """
 import copy
 import os
@@ -30,7 +30,8 @@ from torch.ao.nn.quantized import FloatFunctional
 
 import qmodels as Q
 from oracles import OracleError, run_tico
-from onelib.pytorch_quant import api, runtimes
+from single_op import RowError, run_rows, selected
+from onelib.pytorch_quant import api
 from onelib.pytorch_quant.errors import ConversionError
 from onelib.pytorch_quant.verify import errors, verify_circle
 
@@ -303,50 +304,50 @@ def _reference_codes(case, q, path, x, engine):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(case, engine) -> dict(ops, onert, tico, ref, qparams) or dict(error=exception)."""
+def runs(request, tmp_path_factory):
+    """(case, engine) -> dict(ops, onert, tico, ref, qparams) or dict(error=exception), for the
+    (case, engine) pairs this session selected."""
     tmp = str(tmp_path_factory.mktemp("ops_extra"))
-    res, jobs, job_keys = {}, [], []
-    for case in CASES:
-        for engine in Q.ENGINES:
-            key = (case.name, engine)
+
+    def build(row):
+        name, engine = row
+        case = BY_NAME[name]
+        key = (case.name, engine)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                q = case.recipe(case.model(), engine, case.shape)
+                path = os.path.join(tmp, "%s_%s.pt" % key)
+                Q.trace_and_save(q, case.shape, path, engine=engine)
+                x = Q.grid_input(q, case.shape, seed=3, qmax=_qmax(engine))
+                s, zp = Q.input_qparams(q)
+                xq = (np.rint(x / np.float32(s)) + zp).astype(np.uint8)
+                opts = dict(input_shapes=[list(case.shape)], input_type="uint8", output_type="uint8")
+                opts.update(case.options)
+                if case.error:
+                    with pytest.raises(ConversionError) as e:
+                        api.convert(path, api.ConvertOptions(**opts))
+                    return key, {"refused": str(e.value)}, None
+                conv = api.convert(path, api.ConvertOptions(**opts))
+                onert_conv = api.convert(path, api.ConvertOptions(fc_as_conv=True, **opts))
+                cpath = os.path.join(tmp, "%s_%s.circle" % key)
+                onert_conv.save(cpath)
+                ref, ref_q = _reference_codes(case, q, path, x, engine)
+            r = {"ops": [op.kind for op in conv.graph.ops], "ref": ref, "qparams": ref_q,
+                 "out_q": conv.graph.outputs[0].qparams,
+                 "luci": [str(f) for f in errors(verify_circle(conv.circle, target="luci"))]}
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    q = case.recipe(case.model(), engine, case.shape)
-                    path = os.path.join(tmp, "%s_%s.pt" % key)
-                    Q.trace_and_save(q, case.shape, path, engine=engine)
-                    x = Q.grid_input(q, case.shape, seed=3, qmax=_qmax(engine))
-                    s, zp = Q.input_qparams(q)
-                    xq = (np.rint(x / np.float32(s)) + zp).astype(np.uint8)
-                    opts = dict(input_shapes=[list(case.shape)], input_type="uint8", output_type="uint8")
-                    opts.update(case.options)
-                    if case.error:
-                        with pytest.raises(ConversionError) as e:
-                            api.convert(path, api.ConvertOptions(**opts))
-                        res[key] = {"refused": str(e.value)}
-                        continue
-                    conv = api.convert(path, api.ConvertOptions(**opts))
-                    onert_conv = api.convert(path, api.ConvertOptions(fc_as_conv=True, **opts))
-                    cpath = os.path.join(tmp, "%s_%s.circle" % key)
-                    onert_conv.save(cpath)
-                    ref, ref_q = _reference_codes(case, q, path, x, engine)
-                r = {"ops": [op.kind for op in conv.graph.ops], "ref": ref, "qparams": ref_q,
-                     "out_q": conv.graph.outputs[0].qparams,
-                     "luci": [str(f) for f in errors(verify_circle(conv.circle, target="luci"))]}
-                try:
-                    r["tico"] = run_tico(conv.circle, [xq])[0]
-                except OracleError as e:
-                    r["tico"] = e
-                res[key] = r
-                jobs.append((cpath, [xq]))
-                job_keys.append(key)
-            except Exception as e:  # reported by the case's own test
-                res[key] = {"error": e}
-    # one onert child process for all models; a model that kills it fails alone
-    for key, out in zip(job_keys, runtimes.run_onert_many(jobs, timeout=600)):
-        res[key]["onert"] = out if isinstance(out, Exception) else out[0]
-    return res
+                r["tico"] = run_tico(conv.circle, [xq])[0]
+            except OracleError as e:
+                r["tico"] = e
+            return key, r, (cpath, [xq])
+        except Exception as e:  # reported by the case's own test
+            raise RowError(key, e)
+
+    def take_onert(r, out):
+        r["onert"] = out if isinstance(out, Exception) else out[0]
+
+    return run_rows(selected(request, __name__, ("name", "engine")), build, take_onert, timeout=600)
 
 
 MEASURED = {}  # (case, engine, oracle) -> max LSB, printed by test_print_lsb_table

@@ -9,6 +9,7 @@ one child process.
 import pytest
 
 import sweep as S
+from single_op import selected
 
 _SAMPLED = set((c.id, fe) for c, fe in S.default_sample())
 _BY_ID = dict((c.id, c) for c in S.GRID)
@@ -21,11 +22,7 @@ MEASURED = {}   # (case id, frontend, oracle) -> max LSB
 @pytest.fixture(scope="module")
 def results(request, tmp_path_factory):
     """Results of every sweep case this session selected, computed together."""
-    chosen = []
-    for item in request.session.items:
-        cs = getattr(item, "callspec", None)
-        if item.module.__name__ == __name__ and cs is not None and "case_id" in cs.params:
-            chosen.append((_BY_ID[cs.params["case_id"]], cs.params["frontend"]))
+    chosen = [(_BY_ID[case_id], fe) for case_id, fe in selected(request, __name__, ("case_id", "frontend"))]
     return S.run_cases(chosen, str(tmp_path_factory.mktemp("sweep")))
 
 

@@ -1,4 +1,5 @@
-"""verify.py: a good model passes (and runs on onert); each broken model trips exactly its rule."""
+"""verify (onelib/pytorch_quant/verify/): a good model passes (and runs on onert); each broken
+model trips exactly its rule."""
 
 import os
 import subprocess

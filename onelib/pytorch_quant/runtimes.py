@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 
+from . import hazards
+
 __all__ = ["RuntimeFailure", "run_onert", "run_onert_many", "run_tico", "run_luci_interpreter", "onert_unreliable"]
 
 _STDERR_TAIL = 6000
@@ -194,30 +196,10 @@ def _onert_session_run(model_path, inputs, backends):
 def onert_unreliable(graph):
     """Why onert 0.1.0 cannot be trusted on this circle-stage graph, or None.
 
-    These are onert's known silent wrong answers and refusals (measured, docs/circle-runtimes.md):
-    a caller that wants a trustworthy number runs such a graph on TICO instead.
+    These are onert's known silent wrong answers and refusals (stated in ``hazards``): a caller
+    that wants a trustworthy number runs such a graph on TICO instead.
     """
-    for op in graph.ops:
-        acts = [t for t in op.inputs + op.outputs if t is not None and not t.is_const]
-        consts = [t for t in op.inputs if t is not None and t.is_const]
-        if any(t.dtype == "int16" for t in acts):
-            return "%s (%s): onert has no int16 kernels" % (op.name, op.kind)
-        if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1].qparams is not None:
-            w = op.inputs[1]
-            if not w.qparams.uniform:
-                return "%s: onert uses channel 0's scale for a per-channel uint8 FULLY_CONNECTED" % op.name
-            if w.dtype == "int8":
-                return "%s: onert has no int8 FULLY_CONNECTED" % op.name
-        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV") and \
-                any(t.dtype == "int8" for t in consts) and any(t.dtype == "uint8" for t in acts):
-            return "%s: onert reads int8 weights beside uint8 activations as uint8" % op.name
-        if op.kind == "QUANTIZE" and op.outputs[0].dtype == "int8":
-            return "%s: onert's QUANTIZE to int8 clamps to [0, 255] and wraps" % op.name
-        if op.kind in ("RELU", "RELU6", "RELU_N1_TO_1") and op.outputs[0].qparams is not None:
-            return "%s: onert has no standalone quantized %s" % (op.name, op.kind)
-        if op.kind == "SLICE" and op.inputs[0].shape is not None and len(op.inputs[0].shape) == 5:
-            return "%s: onert computes a 5-D SLICE wrongly (measured: 124 LSB, TICO exact)" % op.name
-    return None
+    return hazards.onert_unreliable(graph)
 
 
 # ---------------------------------------------------------------------------------- TICO

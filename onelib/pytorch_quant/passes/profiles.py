@@ -16,6 +16,7 @@ QUANTIZE right after a float input) and the output TRANSPOSE before the DEQUANTI
 """
 import numpy as np
 
+from .. import hazards
 from ..ir import QUANT_INT_DTYPES, QParams, Op, Tensor
 from .circle_passes import fc_as_conv
 
@@ -271,22 +272,8 @@ def requantize_in_one_op(graph, options):
 
 def onert_hazards(graph):
     """What onert 0.1.0 or luci-interpreter computes wrongly or cannot run in a circle-stage graph
-    written with the luci profile: one line per op kind, with the first op's name."""
-    found = {}
-    for op in graph.ops:
-        why = None
-        if op.kind == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] is not None and \
-                op.inputs[1].qparams is not None and not op.inputs[1].qparams.uniform:
-            why = "per-channel uint8 FULLY_CONNECTED: onert and luci-interpreter use channel 0's scale"
-        elif op.kind == "HARD_SWISH" and op.outputs[0].qparams is not None:
-            why = "quantized HARD_SWISH: onert has none, luci-interpreter runs it in float only"
-        elif op.kind == "MUL" and op.outputs[0].qparams is not None:
-            why = "uint8 MUL: luci-interpreter has no uint8 MUL"
-        elif op.kind == "QUANTIZE" and op.inputs[0].qparams is not None:
-            why = "integer-to-integer QUANTIZE: onert quantizes only from float"
-        if why is not None and why not in found:
-            found[why] = op.name or op.outputs[0].name
-    return ["%s (first: %s)" % (why, name) for why, name in found.items()]
+    written with the luci profile: one line per hazard, with the first op's name (``hazards``)."""
+    return hazards.luci_profile_hazards(graph)
 
 
 # the passes each profile runs after the common ones, in order
