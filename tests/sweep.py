@@ -472,6 +472,31 @@ def _activation():
     return out
 
 
+# ---- ops PyTorch computes on dequantized values (no quantized kernel): one row per op
+_FLOAT_UNARY = [("abs", torch.abs), ("neg", torch.neg)]
+
+
+def _between_quantized(op):
+    """Eager: the user dequantizes, applies ``op`` and quantizes again (a QuantStub of its own).
+    PT2E: ``op`` reads a quantized tensor and feeds a quantized consumer (an identity pool)."""
+    def fn(s_, x):
+        if x.is_quantized:
+            return s_.q(op(s_.dq(x)))
+        return F.adaptive_avg_pool2d(op(x), list(x.shape[2:]))
+    return fn
+
+
+@family("float_unary", 8)
+def _float_unary():
+    import torch.ao.quantization as tq
+    out = []
+    for name, op in _FLOAT_UNARY:
+        for g, calib in (("shifted", (1.0, 0.5)), ("negative", (0.5, -1.5))):
+            out.append(Case("float_unary", dict(op=name, grid=g), (1, 1, 16, 16), _f(_between_quantized(op)),
+                            _mods(q=tq.QuantStub, dq=tq.DeQuantStub), frontends=ALL_FRONTENDS, calib=calib,
+                            all_codes=True))
+    return out
+
 
 # ---- layer_norm, matmul, scaled_dot_product_attention (float between DEQUANTIZE and QUANTIZE)
 def _same(x):
@@ -518,6 +543,7 @@ def _sdpa():
                             _f(lambda s_, x, c=causal, sc=scale: _same(F.scaled_dot_product_attention(
                                 x, x, x, is_causal=c, scale=sc))), frontends=PT2E))
     return out
+
 
 def _build_grid():
     for op, fn in _BUILDERS:

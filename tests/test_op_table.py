@@ -64,17 +64,11 @@ def test_declared_reads_match_the_frontend_readers(frontend):
     else:
         from onelib.pytorch_quant.frontend import pt2 as fe
     declared = set(registry.reads(frontend))
-    read = set(fe.READERS) | set(registry.generic_reads(frontend))   # a reader of its own, or the generic one
+    # a dedicated reader, or the frontend's generic reading of what a declaration lists in args
+    read = set(fe.READERS) | set(registry.generic_reads(frontend))
     assert declared <= read, "declared but not read by %s: %s" % (frontend, sorted(declared - read))
     assert read - NOT_OPS[frontend] <= declared, \
         "read by %s but declared by no op: %s" % (frontend, sorted(read - NOT_OPS[frontend] - declared))
-
-
-def test_same_grid_is_the_pt2_frontends_set_while_it_keeps_one():
-    from onelib.pytorch_quant.frontend import pt2
-    if not hasattr(pt2, "SAME_GRID"):
-        pytest.skip("the .pt2 frontend reads registry.SAME_GRID")
-    assert set(pt2.SAME_GRID) == set(registry.SAME_GRID)
 
 
 def test_generic_reads_contract(monkeypatch):

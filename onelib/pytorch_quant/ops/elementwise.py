@@ -5,7 +5,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..ir import QParams
 from ..circle.vocab import ACT, ACT_RANGE, INT_RANGE
-from .activation import FloatIsland, fixed_qparams_unary
+from .activation import FloatIsland, fixed_qparams_unary, float_unary
 from .ctx import nhwc_shape
 from .declare import op, same_shape
 from .quant import quantize_value
@@ -266,3 +266,21 @@ def lower_binary_const(ctx, op):
     kind = _FLOAT_BINARY[op.attrs["op"]]
     ctx.emit(kind, ins, [y], {"fusedActivationFunction": 0}, op.name)
     ctx.define(out, y)
+
+
+@op("abs", shape=same_shape, float_ok=True,
+    reads={"torchscript": ("aten::abs",), "pt2": ("aten.abs.default",)},
+    args={"torchscript": ("self",), "pt2": ("self",)},
+    circle="float ABS (between DEQUANTIZE/QUANTIZE onto PyTorch's grids)",
+    conditions="PyTorch has no quantized kernel: it computes on dequantized values")
+def lower_abs(ctx, op):
+    ctx.define(op.outputs[0], float_unary(ctx, op, "ABS"))
+
+
+@op("neg", shape=same_shape, float_ok=True,
+    reads={"torchscript": ("aten::neg",), "pt2": ("aten.neg.default",)},
+    args={"torchscript": ("self",), "pt2": ("self",)},
+    circle="float NEG (between DEQUANTIZE/QUANTIZE onto PyTorch's grids)",
+    conditions="PyTorch has no quantized kernel: it computes on dequantized values")
+def lower_neg(ctx, op):
+    ctx.define(op.outputs[0], float_unary(ctx, op, "NEG"))

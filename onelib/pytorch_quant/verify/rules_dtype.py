@@ -11,6 +11,19 @@ from .model import (
 
 Q, S32, IDX, BOOLEAN, F32, QANY, F32_OR_QANY = "Q", "S32", "S32|S64", "BOOL", "F32", "U8|S16", "F32|U8|S16"
 
+# the ops luci's VerifyQuantizedNodeType visits (ONE 1.27, VerifyQuantizedNodeType.cpp; the rest
+# pass it unchecked), plus LocalResponseNormalization, which one-conventions §5.3 lists from a
+# newer luci. `float_op` warns only for these: luci's verifier takes a float ABS or SUB.
+LUCI_CHECKED = {
+    "ADD", "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_TO_SPACE_ND", "CAST", "CONCATENATION", "CONV_2D",
+    "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DIV", "ELU", "FLOOR", "FLOOR_DIV", "FULLY_CONNECTED", "GELU",
+    "GREATER", "GREATER_EQUAL", "INSTANCE_NORM", "LOCAL_RESPONSE_NORMALIZATION", "LOGICAL_OR", "LOGISTIC",
+    "MAX_POOL_2D", "MEAN", "MIRROR_PAD", "MUL", "NOT_EQUAL", "ONE_HOT", "PACK", "PAD", "PADV2", "POW",
+    "PRELU", "REDUCE_MAX", "RELU", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SLICE",
+    "SOFTMAX", "SPACE_TO_BATCH_ND", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQRT", "STRIDED_SLICE", "SUM",
+    "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
+}
+
 # ops whose inputs and outputs all have dtype Q ("group Q")
 _GROUP_Q = {
     "ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE",
@@ -161,7 +174,7 @@ def float_op(m):
         floats = [t for t in op.tensors() if t is not None and not t.const and t.dtype == FLOAT32]
         if not floats:
             continue
-        if op.name in _DTYPE_CHANGING or (op.name not in _GROUP_Q and op.name not in _OPERANDS):
+        if op.name in _DTYPE_CHANGING or op.name not in LUCI_CHECKED:
             continue   # luci checks neither QUANTIZE/DEQUANTIZE nor ops outside its type table
         yield issue(op, floats[0], "%s works on FLOAT32 in a quantized model; luci's verifier rejects "
                     "it (VerifyQuantizedNodeType)" % op.name)
