@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized import FloatFunctional
 
 import sweep_shapes
+import sweep_transformer
 from sweep_run import (  # noqa: F401  (LIMIT, run_cases, lsb_diff, _safe: the sweep's API)
-    ALL_FRONTENDS, EAGER, FX, LIMIT, PT2E, SEED, Case, QNNPACK_AVG_DIVISOR, QNNPACK_AVG_EXCLUDE_PAD,
+    ALL_FRONTENDS, EAGER, LIMIT, PT2E, SEED, Case, QNNPACK_AVG_DIVISOR, QNNPACK_AVG_EXCLUDE_PAD,
     QNNPACK_DILATED_MAX_PAD, X86_CONV_PAD_GE_KERNEL, X86_CONV_TRANSPOSE, _safe, lsb_diff, run_cases)
 
 
@@ -505,83 +506,10 @@ def _float_unary():
     return out
 
 
-# ---- issue 10: ops PyTorch computes in float between its grids (PT2E XNNPACK q>q, FX between
-# dequantize and quantize_per_tensor; eager quantized gelu)
-_GRIDS3 = {"unit": (1.0, 0.0), "wide": (4.0, 0.0), "shifted": (1.0, 2.0)}
-
-
-def _pooled(fn, shape=(1, 4, 5, 6)):
-    """fn(x) followed by an identity adaptive average pool (over a 4-D view of a 3-D result),
-    which XNNPACK quantizes, so that PyTorch quantizes fn's output (a float op's output is
-    quantized only for a quantized reader). ``shape``: the input's (static, so FX traces it)."""
-    hw = tuple(shape[-2:])
-
-    def run(s_, x):
-        y = fn(x)
-        if len(shape) != 4:
-            y = y.reshape((1, -1) + hw)
-        return F.adaptive_avg_pool2d(y, hw)
-    return run
-
-
-@family("silu", 3)
-def _silu():
-    out = []
-    for g, calib in sorted(_GRIDS3.items()):
-        for inplace in (False, True):
-            out.append(Case("silu", dict(grid=g, inplace=int(inplace)), (1, 4, 5, 6),
-                            _f(_pooled(lambda x, i=inplace: F.silu(x, inplace=i))), frontends=PT2E + FX, calib=calib))
-    return out
-
-
-@family("gelu", 4)
-def _gelu():
-    """Eager quantized gelu (PyTorch dequantizes, computes and requantizes onto the input's grid)
-    on every input code; PT2E's float gelu between XNNPACK's grids."""
-    grids = {"unit": (1.0, 0.0), "wide": (4.0, 0.0), "narrow": (0.2, 0.0), "negative": (0.5, -1.5)}
-    out = []
-    for approx in ("none", "tanh"):
-        for g, calib in sorted(grids.items()):
-            out.append(Case("gelu", dict(approximate=approx, grid=g), (1, 1, 16, 16), _f(lambda s_, x: s_.act(x)),
-                            _mods(act=lambda a=approx: nn.GELU(approximate=a)), calib=calib, all_codes=True))
-        for g, calib in sorted(_GRIDS3.items()):
-            out.append(Case("gelu", dict(approximate=approx, grid=g), (1, 4, 5, 6),
-                            _f(_pooled(lambda x, a=approx: F.gelu(x, approximate=a))), frontends=PT2E + FX,
-                            calib=calib))
-    return out
-
-
-def _softmax_cases(op, fn):
-    out = []
-    for shape in [(1, 4, 5, 6), (2, 3, 5, 4), (4, 5, 6)]:
-        for dim in range(-len(shape), len(shape)):
-            out.append(Case(op, dict(dim=dim), shape, _f(_pooled(lambda x, d=dim: fn(x, d), shape)),
-                            frontends=PT2E + FX))
-    return out
-
-
-@family("softmax", 6)
-def _softmax():
-    """Every axis (4-D tensors are NHWC in circle: dim 1 is last there, the others are moved
-    last by a TRANSPOSE pair)."""
-    return _softmax_cases("softmax", F.softmax)
-
-
-@family("log_softmax", 5)
-def _log_softmax():
-    return _softmax_cases("log_softmax", F.log_softmax)
-
-
-@family("tanh_sigmoid", 4)
-def _tanh_sigmoid():
-    """tanh and sigmoid in a .pt2: XNNPACK leaves them float between grids its observers chose
-    (not circle's fixed ones); FX quantizes them onto the fixed grids."""
-    out = []
-    for name, fn in (("tanh", torch.tanh), ("sigmoid", torch.sigmoid)):
-        for g, calib in sorted(_GRIDS3.items()):
-            out.append(Case("tanh_sigmoid", dict(op=name, grid=g), (1, 4, 5, 6), _f(_pooled(fn)),
-                            frontends=PT2E + FX, calib=calib))
-    return out
+# ---- issue 10: transformer-era ops PyTorch computes in float between its grids (silu, gelu,
+# softmax, log_softmax, tanh/sigmoid in a .pt2, layer_norm, matmul, sdpa): sweep_transformer.py
+for _op, _sample, _fn in sweep_transformer.FAMILIES:
+    family(_op, _sample)(_fn)
 
 
 def _build_grid():

@@ -50,11 +50,13 @@ OPS = {
                                                     "strideH", "strideW")),
     "RESIZE_NEAREST_NEIGHBOR": (97, "ResizeNearestNeighborOptions", ("alignCorners", "halfPixelCenters")),
     "LEAKY_RELU": (98, "LeakyReluOptions", ("alpha",)),
+    "RSQRT": (76, None, ()),
     "ABS": (101, None, ()),
     "SPLIT_V": (102, "SplitVOptions", ("numSplits",)),
     "ELU": (111, None, ()),
     "QUANTIZE": (114, None, ()),
     "HARD_SWISH": (117, "HardSwishOptions", ()),
+    "BATCH_MATMUL": (126, "BatchMatMulOptions", ("adjointLhs", "adjointRhs", "asymmetricQuantizeInputs")),
     "GELU": (150, "GeluOptions", ("approximate",)),
 }
 

@@ -50,7 +50,7 @@ other op runs in float, as it does in PyTorch.
 import os
 
 from ..errors import ConversionError
-from . import pt2_ops, pt2_ops_layout  # noqa: F401  (importing the readers registers them)
+from . import pt2_ops, pt2_ops_attention, pt2_ops_layout  # noqa: F401  (importing the readers registers them)
 from .pt2_store import _Archive
 from .pt2_walk import READERS, _Walker, _first_line  # noqa: F401  (READERS: aten target -> reader)
 

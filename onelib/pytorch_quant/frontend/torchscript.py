@@ -15,7 +15,7 @@ ts_ops_layout.py) that turns the node into one source op (see ``ops/`` for what 
 """
 from ..errors import ConversionError
 from ..ir import SourceRecord
-from . import ts_ops, ts_ops_layout  # noqa: F401  (importing the readers registers them)
+from . import ts_ops, ts_ops_attention, ts_ops_layout  # noqa: F401  (importing the readers registers them)
 from .ts_fxpaths import fx_module_paths
 from .ts_walk import READERS, _Walker, _qkey  # noqa: F401  (READERS: TorchScript kind -> reader)
 
