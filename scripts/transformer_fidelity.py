@@ -196,6 +196,19 @@ def _first(items):
     return items[0]
 
 
+def top1_decided(want, got, unit, bound):
+    """(agreeing, decided): positions where PyTorch's best class leads its second by more than
+    ``bound`` output steps (a near tie within the end-to-end bound is not decided by it), and how
+    many of those have got's argmax equal to PyTorch's."""
+    import numpy as np
+    w = want.reshape(-1, want.shape[-1])
+    g = got.reshape(-1, want.shape[-1])
+    top2 = np.sort(w, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) / unit > bound
+    same = np.argmax(g, axis=1) == np.argmax(w, axis=1)
+    return int(np.count_nonzero(same & decided)), int(np.count_nonzero(decided))
+
+
 def top1_share(want, got):
     """Tie-aware share of rows (last axis = classes) where got's argmax is one of want's maxima."""
     import numpy as np
@@ -301,7 +314,7 @@ def per_op(built, runtime, x):
         if p.get("error"):
             errors.append("%s: %s" % (r["name"], p["error"]))
             continue
-        if r["scale"] is not None and r["dtype"] != "float32":
+        if r["scale"] is not None:   # a quantized tensor, or the DEQUANTIZE of one: its own grid
             worst_q = max(worst_q, p["max_lsb"])
             if p["max_lsb"] > 1:
                 bad.append("%s (%s) %d LSB" % (r["name"], r["circle_ops"], p["max_lsb"]))
@@ -329,6 +342,7 @@ class Measured(object):
         self.status, self.message = None, ""
         self.n_ops, self.float_ops = None, collections.Counter()
         self.e2e, self.top1, self.per_op, self.run_error = {}, {}, {}, {}
+        self.wants, self.outputs = [], {}     # PyTorch's outputs; per runtime the circle's
         self.spread = self.spread_top1 = self.unit = self.unit_how = None
         self.luci_errors = []
 
@@ -365,6 +379,7 @@ def measure(name, recipe, folder, n=N_INPUTS, runtimes=None, with_per_op=True, b
     wants = [(torch_run(built, xs), xs) for xs in inputs]
     m.unit, m.unit_how = output_unit(built, wants)
     others = [pytorch_spread(built, xs, w) for w, xs in wants]
+    m.wants = [w for w, _ in wants]
     m.spread = max(int(np.rint(np.abs(o - w).max() / m.unit)) for o, (w, _) in zip(others, wants))
     m.spread_top1 = float(np.mean([top1_share(w, o) for o, (w, _) in zip(others, wants)]))
     for rt in runtimes or runtimes_available():
@@ -374,6 +389,7 @@ def measure(name, recipe, folder, n=N_INPUTS, runtimes=None, with_per_op=True, b
         except Exception as e:  # noqa: BLE001  a runtime refusing the model is a finding
             m.run_error[rt] = "%s: %s" % (type(e).__name__, (str(e).strip().splitlines() or [""])[0])
             continue
+        m.outputs[rt] = gots
         m.e2e[rt] = max(int(np.rint(np.abs(g - w).max() / m.unit)) for g, (w, _) in zip(gots, wants))
         m.top1[rt] = float(np.mean([top1_share(w, g) for g, (w, _) in zip(gots, wants)]))
         if with_per_op and rt in ("onert", "tico"):

@@ -21,8 +21,10 @@ numbers). What is asserted, per case, and why:
   downstream through float ops, else the DEQUANTIZE upstream for a float output). A row the
   report cannot measure fails the test.
 * **end to end** over ``N`` random inputs (random weights: no real data set means anything to
-  these models): the same top-1 as PyTorch at every position (image; token for GPT), unless
-  PyTorch's own two evaluations disagree there too; and the max LSB at the output within
+  these models): the same top-1 as PyTorch at every position (image; token for GPT) where
+  PyTorch's best class leads its second by more than the end-to-end bound below (random weights
+  give 10 logits a few LSB apart; a near tie inside the bound is undecided, not a failure; the
+  table shows the top-1 share over all positions); and the max LSB at the output within
   ``max(spread, 1) + ALLOWANCE[runtime]``. **PyTorch's spread** is the difference between two
   evaluations of the same quantized model that PyTorch would call equally correct: for a PT2E
   program, the program as exported (float32 ops between quantize/dequantize) against the same
@@ -89,9 +91,13 @@ def e2e_problems(m, rt):
     if m.e2e[rt] > bound:
         out.append("%d LSB at the output (unit %s %.4g) > max(spread %d, 1) + %d"
                    % (m.e2e[rt], m.unit_how, m.unit, m.spread, ALLOWANCE[rt]))
-    if m.top1[rt] < min(1.0, m.spread_top1):
-        out.append("top-1 agrees at %.1f%% of positions (PyTorch with itself: %.1f%%)"
-                   % (100 * m.top1[rt], 100 * m.spread_top1))
+    agree = decided = 0
+    for w, g in zip(m.wants, m.outputs[rt]):
+        a, d = TF.top1_decided(w, g, m.unit, bound)
+        agree, decided = agree + a, decided + d
+    if agree < decided:
+        out.append("top-1 differs at %d of %d positions whose best class leads by more than %d LSB"
+                   % (decided - agree, decided, bound))
     return out
 
 
@@ -137,20 +143,22 @@ def test_one_tools_and_luci_interpreter(case, folder, tmp_path):
 
 
 def test_end_to_end_oracle_fails_on_a_wrong_output():
-    """The bound is a real one: the same check on an output one step past it fails, and so does a
-    top-1 that PyTorch's own evaluations do not lose."""
+    """The bound is a real one: an output one step past it fails, and so does a top-1 flip where
+    PyTorch's best class leads by more than the bound (a flip inside a near tie does not)."""
+    bound = 1 + ALLOWANCE["onert"]
     m = TF.Measured("fake", "xnnpack")
-    m.spread, m.spread_top1, m.unit, m.unit_how = 0, 1.0, 0.1, "output scale"
-    m.e2e, m.top1 = {"onert": 1 + ALLOWANCE["onert"]}, {"onert": 1.0}
-    assert e2e_problems(m, "onert") == []
+    m.spread, m.spread_top1, m.unit, m.unit_how = 0, 1.0, 0.5, "output scale"
+    want = np.array([[0.0, 10.0, 10.0 - 0.5 * bound, 3.0]])
+    m.wants = [want]
+    m.outputs = {"onert": [want[:, [0, 2, 1, 3]]]}   # the best two swapped
+    m.e2e, m.top1 = {"onert": bound}, {"onert": 1.0}
+    assert e2e_problems(m, "onert") == []          # a flip inside a near tie of exactly the bound
     m.e2e["onert"] += 1
     assert "LSB at the output" in e2e_problems(m, "onert")[0]
-    m.spread = 3
-    assert e2e_problems(m, "onert") == []
-    m.top1["onert"] = 0.75
-    assert "top-1" in e2e_problems(m, "onert")[0]
-    m.spread_top1 = 0.75
-    assert e2e_problems(m, "onert") == []
+    m.e2e["onert"] = bound
+    m.wants = [want - np.array([[0.0, 0.0, 0.5, 0.0]])]       # now the best leads by bound + 1
+    m.outputs = {"onert": [m.wants[0][:, [0, 2, 1, 3]]]}
+    assert "top-1 differs at 1 of 1" in e2e_problems(m, "onert")[0]
 
 
 def test_float64_evaluation_is_another_valid_run(folder):
