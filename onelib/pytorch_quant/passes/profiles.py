@@ -259,6 +259,52 @@ def mean_as_hw_of_4d(graph, options):
     graph.ops = new_ops
 
 
+def slice_within_4d(graph, options):
+    """onert profile: a SLICE of a tensor of rank 5 or more as a SLICE of a view of rank 4 or less
+    (RESHAPE, SLICE, RESHAPE), exact: data movement only.
+
+    onert computes a 5-D SLICE wrongly and luci-interpreter crashes on it (``hazards.SLICE_5D``;
+    ViT's ``qkv[0]`` on the [3, B, heads, N, d] tensor is one). Neighbouring axes the SLICE keeps
+    whole are merged into one, so a SLICE that cuts one or two axes needs at most rank 4.
+    """
+    new_ops = []
+    for op in graph.ops:
+        x = op.inputs[0] if op.inputs else None
+        if op.kind != "SLICE" or x is None or len(x.shape) < 5 or not (op.inputs[1].is_const
+                                                                         and op.inputs[2].is_const):
+            new_ops.append(op)
+            continue
+        shape = list(x.shape)
+        begin = [int(v) for v in np.asarray(op.inputs[1].data).reshape(-1)]
+        size = [shape[d] - begin[d] if int(v) == -1 else int(v)
+                for d, v in enumerate(np.asarray(op.inputs[2].data).reshape(-1))]
+        # groups of axes: each cut axis alone, each run of whole axes merged into one
+        groups = []
+        for d in range(len(shape)):
+            whole = begin[d] == 0 and size[d] == shape[d]
+            if whole and groups and groups[-1][0]:
+                groups[-1][1].append(d)
+            else:
+                groups.append((whole, [d]))
+        if len(groups) > 4:
+            new_ops.append(op)
+            continue
+        y = op.outputs[0]
+        name = op.name or y.name
+        view = tuple(int(np.prod([shape[d] for d in g])) for _, g in groups)
+        vbegin = [0 if whole else begin[g[0]] for whole, g in groups]
+        vsize = [n if whole else size[g[0]] for (whole, g), n in zip(groups, view)]
+        xv = Tensor(name + "/view", view, x.dtype, x.qparams.copy() if x.qparams is not None else None)
+        yv = Tensor(name + "/view_out", tuple(vsize), y.dtype, y.qparams.copy() if y.qparams is not None else None)
+        new_ops.append(_reshape_op(x, xv))
+        new_ops.append(Op("SLICE", [xv, Tensor(name + "/view_begin", (len(view),), "int32", None,
+                                               np.array(vbegin, np.int32)),
+                                    Tensor(name + "/view_size", (len(view),), "int32", None,
+                                           np.array(vsize, np.int32))], [yv], {}, op.name))
+        new_ops.append(_reshape_op(yv, y))
+    graph.ops = new_ops
+
+
 def _reshape_op(src, dst):
     shape = np.array(dst.shape, np.int32)
     return Op("RESHAPE", [src, Tensor(dst.name + "/shape", (len(dst.shape),), "int32", None, shape)], [dst],
@@ -279,5 +325,6 @@ def onert_hazards(graph):
 # the passes each profile runs after the common ones, in order
 PROFILE_PASSES = {
     "luci": (requantize_in_one_op, unify_weight_granularity),
-    "onert": (unify_weight_granularity, fc_as_conv, in_float_for_luci_interpreter, mean_as_hw_of_4d),
+    "onert": (unify_weight_granularity, fc_as_conv, in_float_for_luci_interpreter, mean_as_hw_of_4d,
+              slice_within_4d),
 }
