@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # names the frontends read that become no source op: values, structure, identities, refusals
 NOT_OPS = {
     "torchscript": {
-        "aten::FloatImplicit", "aten::Int", "aten::IntImplicit", "aten::ScalarImplicit", "aten::__not__",
+        "aten::FloatImplicit", "aten::Int", "aten::_transformer_encoder_layer_fwd", "aten::IntImplicit", "aten::ScalarImplicit", "aten::__not__",
         "aten::alpha_dropout", "aten::clone", "aten::contiguous", "aten::detach", "aten::dim", "aten::dropout",
         "aten::dropout_", "aten::eq", "aten::feature_dropout", "aten::floor_divide", "aten::floordiv",
         "aten::ge", "aten::gt", "aten::le", "aten::len", "aten::lt", "aten::ne", "aten::quantized_gru",

@@ -126,6 +126,19 @@ def _linear(w, node):
            attrs, qparams=_qp(w.const(s), w.const(z)))
 
 
+@reader("aten::linear")
+def _float_linear(w, node):
+    """A linear FX or eager left float (between dequantize and quantize): float weight and bias."""
+    x, wv, bv = _inputs(node)[:3]
+    wt, b = w.const(wv), w.const(bv)
+    if wt is None or not hasattr(wt, "is_quantized") or wt.is_quantized or wt.dim() != 2:
+        raise _Unsupported("the weight is not a constant 2-D float tensor")
+    name = w.name_for(node)
+    arr = wt.detach().float().numpy().astype(np.float32).copy()
+    w.emit("linear", node, [w.tensor(x, node), Tensor(name + ".weight", arr.shape, "float32", None, arr),
+                            _bias_tensor(b, name)], {"act": None})
+
+
 @reader("quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu")
 def _binary(w, node):
     kind = node.kind().split("::")[1]
@@ -302,6 +315,19 @@ def _reshape(w, node):
     if sh is None or any(not isinstance(v, int) for v in sh):
         raise _Unsupported("target shape is not constant")
     w.emit("reshape", node, [w.tensor(x, node)], {"shape": [int(v) for v in sh]})
+
+
+@reader("aten::unflatten")
+def _unflatten(w, node):
+    """x.unflatten(dim, sizes): a reshape of the (known) input shape."""
+    x, dim, sizes = _inputs(node)
+    xt = w.tensor(x, node)
+    shape = _known_shape(w, xt)
+    d, sz = w.const(dim), w.const(sizes)
+    if not isinstance(d, int) or sz is None or any(not isinstance(v, int) for v in sz):
+        raise _Unsupported("dim or sizes not constant")
+    d %= len(shape)
+    w.emit("reshape", node, [xt], {"shape": list(shape[:d]) + [int(v) for v in sz] + list(shape[d + 1:])})
 
 
 @reader("aten::contiguous", "aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::alpha_dropout",

@@ -77,3 +77,12 @@ def _sdpa(w, node):
             attrs["mask"] = "const"
     w.emit("scaled_dot_product_attention", node, acts + consts, attrs, qparams=None, dtype="float32")
     w.graph.ops[-1].outputs[0].qparams = None
+
+
+@reader("aten::_transformer_encoder_layer_fwd")
+def _fused_encoder_layer(w, node):
+    """nn.TransformerEncoderLayer's fused fast path, which torch.jit.trace records in eval mode
+    (one node per layer, weights as arguments): no circle form; tracing without it gives the
+    attention, layer_norm and linear ops, which convert."""
+    raise _Unsupported("nn.TransformerEncoderLayer's fused fast path; trace with "
+                       "torch.backends.mha.set_fastpath_enabled(False) to record its ops, which convert")

@@ -278,7 +278,13 @@ def _float_arith(w, node):
     reverse = not isinstance(a, Tensor)
     x, other = (b, ins[0]) if reverse else (a, ins[1])
     if isinstance(w.values.get(other.unique()), Tensor):
-        raise _Unsupported("%s of two float tensors" % kind)
+        y = w.values[other.unique()]
+        alpha = w.const(ins[2]) if len(ins) > 2 else None
+        if kind not in ("add", "mul") or x.qparams is not None or y.qparams is not None or alpha not in (None, 1):
+            raise _Unsupported("%s of two float tensors" % kind)
+        # a float residual or product (an FX model left float there): float ADD / MUL
+        w.emit(kind, node, [a, b], {"act": None}, dtype="float32")
+        return
     if x.qparams is not None:
         raise _Unsupported("%s on a quantized tensor (use FloatFunctional / quantized ops)" % kind)
     c = _const_array(w.const(other))

@@ -218,7 +218,8 @@ def linear_shape(op):
 
 
 @op("linear", shape=linear_shape, float_ok=True, reads={
-        "torchscript": ("quantized::linear", "quantized::linear_relu"), "pt2": ("aten.linear.default",)},
+        "torchscript": ("quantized::linear", "quantized::linear_relu", "aten::linear"),
+        "pt2": ("aten.linear.default",)},
     inputs="x, weight [O, I], bias", attrs="act",
     circle="FULLY_CONNECTED; `--profile onert`: RESHAPE + CONV_2D + RESHAPE (per-channel weights); 3-D input: "
            "+ RESHAPE",

@@ -43,7 +43,7 @@ def fold_reshape(name, args, shape):
     attrs="start, end", circle="RESHAPE (TRANSPOSE to PyTorch order for H×W maps)")
 @op("reshape", shape=reshape_shape, float_ok=True, same_grid=True, reads={
         "torchscript": ("aten::reshape", "aten::view", "aten::squeeze", "aten::squeeze_", "aten::unsqueeze",
-                        "aten::unsqueeze_", "aten::select", "aten::stack"),
+                        "aten::unsqueeze_", "aten::select", "aten::stack", "aten::unflatten"),
         "pt2": ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default",
                 "aten.unsqueeze_.default", "aten.squeeze.default", "aten.squeeze.dim", "aten.squeeze.dims",
                 "aten.squeeze_.dim", "aten.squeeze_.dims", "aten.select.int", "aten.unflatten.int")},
