@@ -134,3 +134,28 @@ def test_bert_circles_pass_one_tools(recipe, profile, tmp_path):
     cpath = os.path.join(str(tmp_path), "m.circle")
     conv.save(cpath)
     assert O.judge(cpath, conv.circle) == {}
+
+
+def test_cast_lowering_quantizes_where_pytorch_quantizes_the_result():
+    """A cast whose every reader quantizes (qdq.py gives it that grid): CAST, then QUANTIZE; a
+    4-D integer is cast in PyTorch's order (TRANSPOSE of the float result only)."""
+    from onelib.pytorch_quant.ir import Graph, Op, QParams, Tensor
+    from onelib.pytorch_quant.ops.cast import lower_cast
+    from onelib.pytorch_quant.ops.ctx import LowerCtx
+    for shape in ((1, 8), (1, 1, 1, 8)):
+        ctx = LowerCtx(Graph(source="t"), options=None)
+        src = Tensor("mask", shape, "int64")
+        ctx.define(src, Tensor("mask", shape, "int64"))   # as a RESHAPE in PyTorch's order gives it
+        for q in (None, QParams(0.5, 3)):
+            out = Tensor("to", shape, "int8" if q else "float32", q)
+            del ctx.out.ops[:]
+            lower_cast(ctx, Op("cast", [src], [out], {"dtype": "float32"}, "to"))
+            kinds = [o.kind for o in ctx.out.ops]
+            want = ["CAST"] + (["QUANTIZE"] if q else [])
+            if len(shape) == 4:   # the input to PyTorch order, the result back to NHWC (pairs cancel later)
+                assert kinds[0] == "TRANSPOSE" and kinds[-1] == "TRANSPOSE", kinds
+                kinds = kinds[1:-1]
+            assert kinds == want, kinds
+            cast = [o for o in ctx.out.ops if o.kind == "CAST"][0]
+            assert cast.inputs[0].dtype == "int64" and cast.outputs[0].dtype == "float32"
+            assert ctx.value(out).dtype == out.dtype and (ctx.value(out).qparams is not None) == bool(q)
