@@ -24,6 +24,9 @@ def test_vocab_matches_the_circle_schema():
         assert set(fields) == set(vars(opt)), (kind, table)
     assert vocab.ACT == {None: AF.NONE, "relu": AF.RELU, "relu_n1_to_1": AF.RELU_N1_TO_1, "relu6": AF.RELU6}
     assert (vocab.SAME, vocab.VALID) == (Padding.SAME, Padding.VALID)
+    from circle_schema.v0_10.circle.TensorType import TensorType
+    for dtype, code in vocab.TENSOR_TYPE.items():
+        assert getattr(TensorType, writer._TTYPE[dtype]) == code, dtype
     assert set(vocab.ACT_OF_OP) == set(vocab.ACT_RANGE) and set(vocab.ACT_OF_OP) <= set(vocab.OPS)
 
 

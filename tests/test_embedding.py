@@ -136,9 +136,9 @@ def test_bad_input_dtype_listed_with_the_unsupported_ops(tmp_path):
 def test_integer_input_read_by_another_op_is_listed(tmp_path):
     class Odd(nn.Module):
         def forward(self, x, mask):
-            return x * mask[:, None].float()
+            return x * mask   # integers in arithmetic (a cast to float first converts: test_cast.py)
 
-    ep = torch.export.export(Odd().eval(), (torch.randn(3, 4), torch.ones(3, dtype=torch.int64)))
+    ep = torch.export.export(Odd().eval(), (torch.randn(3, 4), torch.ones(3, 4, dtype=torch.int64)))
     with pytest.raises(UnsupportedOpsError, match="reads the integer input 'mask'"):
         api.convert(ep)
 

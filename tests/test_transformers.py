@@ -94,6 +94,9 @@ KNOWN_DRIFT = {
     ("mobilevit", "xnnpack", "onert"): "4 LSB > 3", ("mobilevit", "xnnpack", "tico"): "4 LSB > 2",
     ("mobilevit", "xnnpack", "luci-interpreter"): "4 LSB > 3",
     ("efficientnet", "xnnpack", "tico"): "5 LSB > 3 (SiLU outputs requantized onto a 3.5x finer grid)",
+    # the integer mask chain is exact (test_cast.py); the drift is there with an all-ones mask too
+    ("bert", "xnnpack", "onert"): "9 LSB > 3", ("bert", "xnnpack", "tico"): "3 LSB > 2",
+    ("bert", "xnnpack", "luci-interpreter"): "9 LSB > 3",
 }
 
 

@@ -40,6 +40,7 @@ OPS = {
                                                   "shrinkAxisMask")),
     "EXP": (47, "ExpOptions", ()),
     "SPLIT": (49, "SplitOptions", ("numSplits",)),
+    "CAST": (53, "CastOptions", ("inDataType", "outDataType")),
     "LOG_SOFTMAX": (50, "LogSoftmaxOptions", ()),
     "MAXIMUM": (55, "MaximumMinimumOptions", ()),
     "MINIMUM": (57, "MaximumMinimumOptions", ()),
@@ -70,6 +71,9 @@ ACT_RANGE = {"RELU": (0.0, float("inf")), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (
 
 # padding (Padding)
 SAME, VALID = 0, 1
+
+# tensor dtypes -> TensorType (CastOptions' inDataType/outDataType)
+TENSOR_TYPE = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "bool": 6, "int16": 7, "int8": 9}
 
 # integer tensor dtypes -> (lowest, highest) value
 INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767),

@@ -366,3 +366,15 @@ def _embedding(w, node):
     if not (isinstance(ids, Tensor) and ids.dtype in INDEX_DTYPES):
         raise _Unsupported("the ids are not an integer model input")
     w.emit("embedding", node, [ids], [table])
+
+
+@reader("aten.to.dtype", "aten._to_copy.default")
+def _to(w, node):
+    """``x.to(torch.float32)`` of an integer tensor (a 0/1 mask from an integer model input): a
+    cast, exact (integers up to 2**24 are float32 values)."""
+    x = w.act(node)
+    dt = node.args.get("dtype")
+    dtype = dt.name if isinstance(dt, _Dtype) else None
+    if x.dtype not in INDEX_DTYPES or dtype != "float32":
+        raise _Unsupported("%s to %s (only an integer tensor to float32 converts)" % (x.dtype, dtype or repr(dt)))
+    w.emit("cast", node, [x], attrs={"dtype": dtype})

@@ -36,10 +36,15 @@ IDENTITY = {"aten.clone.default", "aten.contiguous.default", "aten.alias.default
             "aten.detach.default", "aten.detach_.default", "aten.lift_fresh_copy.default",
             "aten.dropout.default", "aten.dropout_.default", "aten.feature_dropout.default",
             "aten.alpha_dropout.default"}
-# model input dtypes: float32 activations, and integer ids read only by the targets in READS_IDS
+# model input dtypes: float32 activations, and integers (ids, masks) read only by the targets in
+# READS_IDS: embedding, the shape ops that move integers unchanged (their output keeps the integer
+# dtype) and the casts to float (an integer mask becomes a float one: BERT's attention mask)
 INDEX_DTYPES = ("int64", "int32")
 INPUT_DTYPES = ("float32",) + INDEX_DTYPES
-READS_IDS = {"aten.embedding.default"}
+KEEPS_INTEGERS = {"aten.unsqueeze.default", "aten.squeeze.default", "aten.squeeze.dim", "aten.squeeze.dims",
+                  "aten.view.default", "aten.reshape.default", "aten._unsafe_view.default",
+                  "aten.expand.default"}
+READS_IDS = {"aten.embedding.default", "aten.to.dtype", "aten._to_copy.default"} | KEEPS_INTEGERS
 QUANTIZE_PER_TENSOR = {"quantized_decomposed.quantize_per_tensor.default",
                        "quantized_decomposed.quantize_per_tensor.tensor",
                        "quantized_decomposed.quantize_per_tensor.tensor2"}
@@ -230,7 +235,8 @@ class _Walker(object):
             ids = [t.name for t in ids if isinstance(t, Tensor) and not t.is_const and t.dtype in INDEX_DTYPES]
             if ids:
                 self._unsupported(node, "%s: reads the integer input '%s' (integer inputs are ids for "
-                                        "embedding)" % (node.target, ids[0]))
+                                        "embedding, or go through shape ops to a cast to float)"
+                                  % (node.target, ids[0]))
                 return
         try:
             if node.target in self.services.folds and self._fold(node):
@@ -376,7 +382,10 @@ class _Walker(object):
         name = name or _op_name(node)
         if not quantizable:
             acts = [self.float_input(a) for a in acts]
-        out = Tensor(name, None, "float32", None)
+        dtype = "float32"
+        if node.target in KEEPS_INTEGERS and acts and all(a.dtype in INDEX_DTYPES for a in acts):
+            dtype = acts[0].dtype   # a shape op moves the integers unchanged
+        out = Tensor(name, None, dtype, None)
         self.graph.ops.append(Op(kind, list(acts) + list(consts), [out], attrs, name))
         self.node_of[id(out)] = node.output   # its quantize node, if any, takes over
         self.values[node.output] = out

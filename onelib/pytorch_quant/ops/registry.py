@@ -26,13 +26,13 @@ nothing from ``ops/``: api.py hands them this table.
 Import graph (acyclic): declare.py, ctx.py, quant.py <- op modules <- registry.py <- lower.py,
 table.py; no op module imports registry.py or lower.py.
 """
-from . import (activation, attention, constants, conv, conv_extra, elementwise, embedding, layout, norm, pad, pool,
-               resize, shape_ops, tensor_ops)
+from . import (activation, attention, cast, constants, conv, conv_extra, elementwise, embedding, layout, norm, pad,
+               pool, resize, shape_ops, tensor_ops)
 from .declare import FRONTENDS, DECLARED
 
 # the op modules, in the README's order (each declares its kinds with @op)
 MODULES = (elementwise, conv, conv_extra, activation, pool, shape_ops, layout, resize, pad, tensor_ops, constants,
-           embedding, norm, attention)
+           embedding, cast, norm, attention)
 
 
 def _collect():

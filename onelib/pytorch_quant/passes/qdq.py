@@ -12,8 +12,9 @@ squeeze or select) keep their input's grid. ``fold_qdq`` then decides, in graph 
   (``registry.SAME_GRID``): they compute on the input's grid and are requantized;
 * every other op runs in float: a quantized value feeding it goes through one shared
   ``dequantize`` op, and a ``quantize`` op stays where PyTorch quantizes a float value;
-* an op whose only activations are integer ids (embedding) is quantized onto the grid its
-  readers quantize to, else float;
+* an op whose only activations are integer ids (embedding, a cast of an integer mask to float)
+  is quantized onto the grid its readers quantize to, else float; a shape op moving integers
+  keeps them;
 * quantizers that use fewer codes than their dtype (x86 reduce_range) get an explicit clamp on
   the grid, listed in the notes.
 """
@@ -21,7 +22,7 @@ from ..ir import Op, Tensor
 from ..circle.vocab import INT_RANGE
 from ..ops.registry import SAME_GRID
 
-# integer activations: model inputs of ids (read by embedding)
+# integer activations: model inputs of ids or masks (read by embedding, shape ops, casts)
 INDEX_DTYPES = ("int64", "int32")
 
 
@@ -93,6 +94,10 @@ def fold_qdq(graph, record=None):
             continue
         acts = [t for t in ins if t is not None and not t.is_const]
         out = op.outputs[0]
+        if out.dtype in INDEX_DTYPES:
+            op.inputs = ins   # a shape op moving integers (an integer input's unsqueeze)
+            graph.ops.append(op)
+            continue
         if acts and all(a.dtype in INDEX_DTYPES for a in acts) and len(op.outputs) == 1:
             # integer ids only (embedding): the op is a selection from constants, quantized where
             # every reader quantizes its output (its lowering puts the constants on that grid)
