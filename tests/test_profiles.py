@@ -205,3 +205,52 @@ def test_onert_profile_mean_is_4d_over_hw(name, tmp_path):
         got = run(conv.circle, [codes])[0]
         assert got.shape == want.shape
         assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1
+
+
+class _Broadcast5D(nn.Module):
+    """x seen as [1, W, heads, N, N] combined with a [1, W, 1, N, N] parameter (Swin's window
+    attention mask is added this way)."""
+
+    def __init__(self, kind):
+        super(_Broadcast5D, self).__init__()
+        self.kind = kind
+        self.p = nn.Parameter(torch.randn(1, 4, 1, 6, 6))
+
+    def forward(self, x):
+        v = x.view(1, 4, 2, 6, 6)
+        v = v + self.p if self.kind == "add" else v * self.p
+        return v.view(8, 36)
+
+
+@pytest.mark.parametrize("kind", ["add", "mul"])
+def test_onert_profile_broadcast_is_within_4d(kind, tmp_path):
+    """onert profile: an ADD or MUL broadcasting at rank 5 (luci-interpreter aborts on it,
+    ``hazards.BROADCAST_5D``) runs on views of rank 4 or less; the same as PyTorch within 1 LSB
+    on luci-interpreter (when ONE_BIN_DIR names ONE's bin folder), onert and TICO."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from oracles import lsb
+    from onelib.pytorch_quant.runtimes import luci_interpreter_path, run_luci_interpreter
+    import torch.ao.quantization.fx._decomposed  # noqa: F401
+    torch.manual_seed(0)
+    model = _Broadcast5D(kind).eval()
+    example = (torch.randn(8, 36),)
+    prepared = prepare_pt2e(torch.export.export(model, example, strict=True).module(), P.QUANTIZERS["xnnpack"]())
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(8, 36))
+    q = P.Quantized("broadcast_" + kind, "xnnpack", torch.export.export(convert_pt2e(prepared), example), [(8, 36)])
+    path = q.save(os.path.join(str(tmp_path), "broadcast_%s.pt2" % kind))
+    x = P.grid_inputs(q)
+    want = q.reference(x)[0]
+    luci = api.convert(path, api.ConvertOptions())
+    assert any("ADD or MUL broadcasting at rank 5" in h for h in onert_hazards(luci.graph))
+    conv = api.convert(path, api.ConvertOptions(profile="onert"))
+    ops = [op for op in conv.graph.ops if op.kind == kind.upper()]
+    assert ops and all(len(t.shape) <= 4 for op in ops for t in op.inputs + op.outputs)
+    runs = [run_onert, run_tico]
+    if luci_interpreter_path() is not None:
+        runs.append(run_luci_interpreter)
+    for run in runs:
+        got = run(conv.circle, x)[0]
+        assert got.shape == want.shape
+        assert lsb(got, want, q.output_scale()[0]) <= 1, run.__name__

@@ -11,7 +11,7 @@ graph; verify maps its parsed circle file the same way):
 Each hazard holds the sentence each of them prints (``says``), so the texts stay where the facts are.
 Imports nothing from ops/, frontend/ or torch: a view is any object with ``kind``, ``inputs`` and
 ``outputs`` (tensors or None) whose tensors have ``dtype`` ("uint8", ...), ``const``, ``quantized``,
-``uniform`` (one scale and zero point, stored once or repeated) and ``rank``.
+``uniform`` (one scale and zero point, stored once or repeated), ``rank`` and ``shape``.
 """
 
 import collections
@@ -84,6 +84,12 @@ def _slice_5d(op):
     return op.kind == "SLICE" and x is not None and x.rank == 5
 
 
+def _broadcast_5d(op):
+    y = op.outputs[0] if op.outputs else None
+    return (op.kind in ("ADD", "MUL") and y is not None and y.rank is not None and y.rank >= 5
+            and any(t is not None and t.shape != y.shape for t in op.inputs))
+
+
 def _quantized_out(kind):
     return lambda op: op.kind == kind and op.outputs[0].quantized
 
@@ -149,6 +155,13 @@ SLICE_5D = Hazard(
     _slice_5d,
     {"runtimes": "%(op)s: onert computes a 5-D SLICE wrongly (measured: 124 LSB, TICO exact)"})
 
+BROADCAST_5D = Hazard(
+    "broadcast_5d", (LUCI_INTERPRETER,), "ADD or MUL of rank 5 or more that broadcasts an operand",
+    "crashes: luci-interpreter aborts (SIGABRT), float or uint8 alike (SUB, DIV, MAXIMUM run)",
+    "tests/test_profiles.py (the onert profile computes it on views of rank 4 or less)",
+    _broadcast_5d,
+    {"profile": "ADD or MUL broadcasting at rank 5 or more: luci-interpreter aborts (SIGABRT)"})
+
 QUANTIZED_HARD_SWISH = Hazard(
     "quantized_hard_swish", (ONERT, LUCI_INTERPRETER), "HARD_SWISH with a quantized output",
     "refused by onert; luci-interpreter runs it in float only",
@@ -173,16 +186,17 @@ INTEGER_QUANTIZE = Hazard(
 # what each user checks, in the order it checks them
 ONERT_UNRELIABLE = (INT16_KERNELS, PER_CHANNEL_FC, INT8_FC, MIXED_WEIGHT_DTYPE, QUANTIZE_TO_INT8,
                     STANDALONE_RELU, SLICE_5D)
-LUCI_PROFILE = (PER_CHANNEL_FC, QUANTIZED_HARD_SWISH, UINT8_MUL, INTEGER_QUANTIZE)
+LUCI_PROFILE = (PER_CHANNEL_FC, QUANTIZED_HARD_SWISH, UINT8_MUL, INTEGER_QUANTIZE, BROADCAST_5D)
 ALL = (INT16_KERNELS, PER_CHANNEL_FC, INT8_FC, MIXED_WEIGHT_DTYPE, QUANTIZE_TO_INT8, STANDALONE_RELU,
-       SLICE_5D, QUANTIZED_HARD_SWISH, UINT8_MUL, INTEGER_QUANTIZE)
+       SLICE_5D, QUANTIZED_HARD_SWISH, UINT8_MUL, INTEGER_QUANTIZE, BROADCAST_5D)
 
 
 # ---------------------------------------------------------------------------- the IR's view
 class _IRTensor:
-    __slots__ = ("dtype", "const", "quantized", "uniform", "rank")
+    __slots__ = ("dtype", "const", "quantized", "uniform", "rank", "shape")
 
     def __init__(self, t):
+        self.shape = tuple(t.shape) if t.shape is not None else None
         self.dtype = t.dtype
         self.const = t.is_const
         self.quantized = t.qparams is not None

@@ -305,6 +305,58 @@ def slice_within_4d(graph, options):
     graph.ops = new_ops
 
 
+# binary ops luci-interpreter aborts on (SIGABRT) when they broadcast at rank 5 or more
+BROADCAST_WITHIN_4D = ("ADD", "MUL")
+
+
+def broadcast_within_4d(graph, options):
+    """onert profile: an ADD or MUL that broadcasts at rank 5 or more as the same op on views of
+    rank 4 or less (RESHAPE each operand, the op, RESHAPE back), exact: data movement only.
+
+    luci-interpreter aborts (SIGABRT) on a broadcasting ADD or MUL of rank 5
+    (``hazards.BROADCAST_5D``; Swin's relative position bias, [1, W, heads, N, N] + [1, W, 1, N, N],
+    is one). Neighbouring axes on which each operand is either whole or 1 alike are merged into one.
+    """
+    new_ops = []
+    for op in graph.ops:
+        y = op.outputs[0] if op.outputs else None
+        if op.kind not in BROADCAST_WITHIN_4D or y is None or len(y.shape) < 5 or len(op.inputs) != 2 \
+                or all(tuple(t.shape) == tuple(y.shape) for t in op.inputs):
+            new_ops.append(op)
+            continue
+        rank = len(y.shape)
+        shapes = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in op.inputs]
+        groups = []   # (each operand whole on these axes, [axes]); an axis of output 1 joins any
+        for d in range(rank):
+            if y.shape[d] == 1 and groups:
+                groups[-1][1].append(d)
+                continue
+            key = tuple(s[d] == y.shape[d] for s in shapes)
+            if groups and groups[-1][0] == key:
+                groups[-1][1].append(d)
+            else:
+                groups.append((key, [d]))
+        if len(groups) > 4:
+            new_ops.append(op)
+            continue
+        name = op.name or y.name
+
+        def view(shape, suffix, t):
+            v = tuple(int(np.prod([shape[d] for d in g])) for _, g in groups)
+            return Tensor(name + suffix, v, t.dtype, t.qparams.copy() if t.qparams is not None else None,
+                          None if t.data is None else t.data.reshape(v))
+        ins = []
+        for k, (t, s) in enumerate(zip(op.inputs, shapes)):
+            tv = view(s, "/view%d" % k, t)
+            if not t.is_const:
+                new_ops.append(_reshape_op(t, tv))
+            ins.append(tv)
+        yv = view(y.shape, "/view_out", y)
+        new_ops.append(Op(op.kind, ins, [yv], dict(op.attrs), op.name))
+        new_ops.append(_reshape_op(yv, y))
+    graph.ops = new_ops
+
+
 def _reshape_op(src, dst):
     shape = np.array(dst.shape, np.int32)
     return Op("RESHAPE", [src, Tensor(dst.name + "/shape", (len(dst.shape),), "int32", None, shape)], [dst],
@@ -326,5 +378,5 @@ def onert_hazards(graph):
 PROFILE_PASSES = {
     "luci": (requantize_in_one_op, unify_weight_granularity),
     "onert": (unify_weight_granularity, fc_as_conv, in_float_for_luci_interpreter, mean_as_hw_of_4d,
-              slice_within_4d),
+              slice_within_4d, broadcast_within_4d),
 }

@@ -9,9 +9,10 @@ from .model import ERROR, FLOAT32, UINT8, WARNING, dtype_name, issue, rule
 class _TensorView:
     """A verifier tensor as ``hazards`` reads it."""
 
-    __slots__ = ("dtype", "const", "quantized", "uniform", "rank")
+    __slots__ = ("dtype", "const", "quantized", "uniform", "rank", "shape")
 
     def __init__(self, t):
+        self.shape = tuple(t.shape)
         self.dtype = dtype_name(t.dtype).lower()
         self.const = t.const
         self.quantized = bool(t.scale)
