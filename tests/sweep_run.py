@@ -62,10 +62,7 @@ class Net(Q.QModel):
 
     def __init__(self, fn, mods=None, seed=0):
         super().__init__()
-        self.fn = fn
-        for k, v in (mods or {}).items():
-            setattr(self, k, v)
-        _init(self, seed)
+        _attach(self, fn, mods, seed)
 
     def body(self, x):
         return self.fn(self, x)
@@ -76,10 +73,8 @@ class Plain(nn.Module):
 
     def __init__(self, fn, mods=None, pre=None, seed=0):
         super().__init__()
-        self.fn, self.pre = fn, pre
-        for k, v in (mods or {}).items():
-            setattr(self, k, v)
-        _init(self, seed)
+        self.pre = pre
+        _attach(self, fn, mods, seed)
 
     def forward(self, x):
         if self.pre is not None:
@@ -93,13 +88,18 @@ class FxNet(nn.Module):
 
     def __init__(self, fn, mods=None, seed=0):
         super().__init__()
-        self.fn = fn
-        for k, v in (mods or {}).items():
-            setattr(self, k, v)
-        _init(self, seed)
+        _attach(self, fn, mods, seed)
 
     def forward(self, x):
         return torch.cat([self.fn(self, torch.cat([x], 0))], 0)
+
+
+def _attach(model, fn, mods, seed):
+    """The case's function and submodules on ``model``, then the seeded weights (every wrapper)."""
+    model.fn = fn
+    for k, v in (mods or {}).items():
+        setattr(model, k, v)
+    _init(model, seed)
 
 
 def _init(model, seed):

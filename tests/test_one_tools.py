@@ -179,22 +179,22 @@ def test_mean_forms_on_luci_interpreter(name, tmp_path):
     assert int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max()) <= 1
 
 
-def test_op_sweep_sample_passes_one_tools(tmp_path):
-    """Every third case of the op parameter sweep's default sample (tests/sweep.py), luci profile:
-    fake quantization, the O1 passes and luci's verifier take every circle."""
-    import sweep as S
-    items = S.default_sample()[::3]
-    res = S.run_cases(items, str(tmp_path), onert=False)
+def judge_sweep_results(S, res, tmp_path, missing_is_bad=False):
+    """ONE's checks on the luci profile's circle of every sweep result ``res`` (tests/sweep_run.py
+    ``run_cases``), and luci-interpreter on the onert profile's circle within ``S.LIMIT`` of
+    PyTorch, per op. Returns {case/frontend: failures}. ``missing_is_bad``: a case without a
+    circle (refused or failed) is a failure too, else the sweep's own test reports it."""
     bad = {}
     for (case_id, fe), r in sorted(res.items()):
         if "luci_circle" not in r:
-            continue   # refused on purpose, or failed (the sweep's own test says why)
+            if missing_is_bad:
+                bad["%s/%s" % (case_id, fe)] = {"convert": repr(r.get("error") or r.get("refused"))[:200]}
+            continue
         path = os.path.join(str(tmp_path), "%s_%s.circle" % (S._safe(case_id), fe))
         with open(path, "wb") as f:
             f.write(r["luci_circle"])
         found = judge(path, r["luci_circle"])
         if _tool("circle-interpreter") and not luci_interpreter_defect(case_id):
-            # the onert profile's circle (the one for luci-interpreter) against PyTorch, per op
             try:
                 y = run_luci_interpreter(r["onert_circle"], r["inputs"], BIN)[0]
                 worst = int(S.lsb_diff(y, r["ref"], r["unit"]).max())
@@ -204,7 +204,16 @@ def test_op_sweep_sample_passes_one_tools(tmp_path):
                 found["luci-interpreter"] = str(e)[:200]
         if found:
             bad["%s/%s" % (case_id, fe)] = found
-    assert bad == {}, bad
+    return bad
+
+
+def test_op_sweep_sample_passes_one_tools(tmp_path):
+    """Every third case of the op parameter sweep's default sample (tests/sweep.py), luci profile:
+    fake quantization, the O1 passes and luci's verifier take every circle."""
+    import sweep as S
+    items = S.default_sample()[::3]
+    res = S.run_cases(items, str(tmp_path), onert=False)
+    assert judge_sweep_results(S, res, tmp_path) == {}
 
 
 def luci_interpreter_defect(case_id):
@@ -236,27 +245,7 @@ def test_data_movement_and_folded_constants_pass_one_tools(tmp_path):
     import sweep as S
     items = S.items([c for c in S.GRID if c.op in SHAPE_FAMILIES])
     res = S.run_cases(items, str(tmp_path), onert=False)
-    bad = {}
-    for (case_id, fe), r in sorted(res.items()):
-        if "luci_circle" not in r:
-            bad["%s/%s" % (case_id, fe)] = {"convert": repr(r.get("error") or r.get("refused"))[:200]}
-            continue
-        path = os.path.join(str(tmp_path), "%s_%s.circle" % (S._safe(case_id), fe))
-        with open(path, "wb") as f:
-            f.write(r["luci_circle"])
-        found = judge(path, r["luci_circle"])
-        found.pop("luci_verifier", None)   # masked_fill's float island is listed on purpose (float_op)
-        if _tool("circle-interpreter"):
-            try:
-                y = run_luci_interpreter(r["onert_circle"], r["inputs"], BIN)[0]
-                worst = int(S.lsb_diff(y, r["ref"], r["unit"]).max())
-                if worst > S.LIMIT:
-                    found["luci-interpreter"] = "%d LSB" % worst
-            except Exception as e:
-                found["luci-interpreter"] = str(e)[:200]
-        if found:
-            bad["%s/%s" % (case_id, fe)] = found
-    assert bad == {}, bad
+    assert judge_sweep_results(S, res, tmp_path, missing_is_bad=True) == {}
 
 
 def _act_cases():

@@ -75,12 +75,13 @@ def test_declared_reads_match_the_frontend_readers(frontend):
 def test_generic_reads_contract(monkeypatch):
     for fe in declare.FRONTENDS:
         assert isinstance(registry.generic_reads(fe), dict)
-    fake = declare.OpDecl("abs", declare.same_shape, None, lambda ctx, op: None, True, True,
-                          {"torchscript": ("aten::abs",), "pt2": ("aten.abs.default",)}, {"pt2": ("self",)},
-                          "x", "-", "ABS", "", "yes", 0)
-    monkeypatch.setattr(registry, "DECLS", dict(registry.DECLS, abs=fake))
-    assert registry.generic_reads("pt2")["aten.abs.default"] == ("abs", ("self",))
-    assert "aten::abs" not in registry.generic_reads("torchscript")
+    # a kind no op declares (aten::abs is a real one now): read generically by .pt2 only
+    fake = declare.OpDecl("fake_sign", declare.same_shape, None, lambda ctx, op: None, True, True,
+                          {"torchscript": ("aten::sign",), "pt2": ("aten.sign.default",)}, {"pt2": ("self",)},
+                          "x", "-", "SIGN", "", "yes", 0)
+    monkeypatch.setattr(registry, "DECLS", dict(registry.DECLS, fake_sign=fake))
+    assert registry.generic_reads("pt2")["aten.sign.default"] == ("fake_sign", ("self",))
+    assert "aten::sign" not in registry.generic_reads("torchscript")
 
 
 def test_frontends_emit_only_registered_kinds():
